@@ -63,11 +63,14 @@ BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 CORE_O := $(CORE_SRC:%.c=$(OBJ)/%.o)
 NODE_O := $(NODE_SRC:%.c=$(OBJ)/%.o)
 TOOL_O := $(TOOL_SRC:%.c=$(OBJ)/%.o)
+TOOL_MAIN_O := $(OBJ)/tools/trialchain.o
+TOOLLIB_O := $(filter-out $(TOOL_MAIN_O),$(TOOL_O))
 TLIB_O := $(TLIB_SRC:%.c=$(OBJ)/%.o)
 SIM_O  := $(SIM_SRC:%.c=$(OBJ)/%.o)
 
 LIBPBFT := $(BUILD)/lib/libpbft.a
 LIBNODE := $(BUILD)/lib/libnode.a
+LIBTOOL := $(BUILD)/lib/libtctool.a
 
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BIN)/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BIN)/%_replay,$(FUZZ_SRC))
@@ -107,11 +110,16 @@ $(LIBNODE): $(NODE_O) $(PB_O)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# tools/*.c but main, so tests and fuzzers link the tool's parsers too.
+$(LIBTOOL): $(TOOLLIB_O)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 $(BIN)/trialchain-node: $(OBJ)/node/main.o $(LIBNODE) $(LIBPBFT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -o $@
 
-$(BIN)/trialchain: $(TOOL_O) $(LIBNODE) $(LIBPBFT)
+$(BIN)/trialchain: $(TOOL_MAIN_O) $(LIBTOOL) $(LIBNODE) $(LIBPBFT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -o $@
 
@@ -127,7 +135,7 @@ core-libc-only: $(LIBPBFT)
 	@echo "core-libc-only: consensus core links with libc alone"
 
 # ---- tests -----------------------------------------------------------------
-$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(TLIB_O) $(LIBNODE) $(LIBPBFT)
+$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(TLIB_O) $(LIBTOOL) $(LIBNODE) $(LIBPBFT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -lcmocka -o $@
 
@@ -136,11 +144,11 @@ $(BIN)/sim: $(SIM_O) $(TLIB_O) $(LIBNODE) $(LIBPBFT)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -o $@
 
 $(BIN)/fuzz_%_replay: $(OBJ)/tests/fuzz/fuzz_%.o $(OBJ)/tests/fuzz/replay_main.o \
-		$(TLIB_O) $(LIBNODE) $(LIBPBFT)
+		$(TLIB_O) $(LIBTOOL) $(LIBNODE) $(LIBPBFT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -o $@
 
-$(BIN)/bench_%: $(OBJ)/tests/bench/bench_%.o $(TLIB_O) $(LIBNODE) $(LIBPBFT)
+$(BIN)/bench_%: $(OBJ)/tests/bench/bench_%.o $(TLIB_O) $(LIBTOOL) $(LIBNODE) $(LIBPBFT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS) -o $@
 

@@ -7,18 +7,48 @@
  * Same blocks in, byte-identical state out: no clocks (block time is passed
  * in), no randomness, no iteration over unordered containers.
  *
- * State lives in the store under "r/" and query indexes under "x/".
+ * State lives in the store under "r/" and query indexes under "x/"; the key
+ * layout and every rule are described at the top of registry.c. The
+ * registry object itself holds no mutable state (everything is in the
+ * store), so queries may run on the committed store from another thread
+ * while the ledger executes the next block in a store_txn.
+ *
+ * Reason codes (struct tx_result.code of a rejected tx; stable):
+ *  any tx      malformed-tx wrong-chain unknown-signer replayed-nonce
+ *              clock-out-of-bounds role-not-permitted invalid-id
+ *              missing-field field-too-long personal-data bad-hash
+ *              invalid-date too-many-items unknown-trial trial-terminated
+ *  protocol    trial-exists missing-outcomes invalid-outcome
+ *              duplicate-outcome-id not-sponsor bad-version bad-prev-hash
+ *  ethics      unknown-version already-approved already-suspended
+ *              already-terminated version-terminated version-not-approved
+ *              invalid-action
+ *  sites       unknown-member not-a-site already-authorized
+ *              site-not-authorized
+ *  consent     bad-pseudonym pseudonym-other-site trial-suspended
+ *              version-suspended missing-participation unknown-scope
+ *              duplicate-scope no-consent already-withdrawn scope-not-held
+ *  datasets    dataset-exists missing-participants duplicate-participant
+ *              participant-without-consent
+ *  access      unknown-dataset not-dataset-site unknown-purpose
+ *              expiry-in-past purpose-not-consented unknown-grant
+ *              not-granting-site already-revoked not-grantee grant-revoked
+ *              grant-expired purpose-mismatch file-hash-mismatch
+ *              access-outside-consent
+ *  results     unknown-outcome dataset-other-trial
+ *  attestation height-in-future
  */
 #ifndef REGISTRY_H
 #define REGISTRY_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
+#include "api.pb-c.h"
 #include "genesis.h"
 #include "lg.h"
 #include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum tx_status { TXS_UNKNOWN = 0, TXS_ACCEPTED = 1, TXS_REJECTED = 2 };
 
@@ -36,6 +66,17 @@ struct tx_place {
     uint8_t tx_id[32];
 };
 
+/* Bounds the rules enforce (a larger field or list is rejected). */
+#define REGISTRY_ID_MAX            64   /* trial, dataset, outcome ids */
+#define REGISTRY_TEXT_MAX          2048 /* bytes per free-text field */
+#define REGISTRY_OUTCOMES_MAX      200
+#define REGISTRY_SCOPES_MAX        32
+#define REGISTRY_PARTICIPANTS_MAX  2000 /* TX_BYTES_MAX binds first */
+#define REGISTRY_DATASETS_USED_MAX 64
+#define REGISTRY_SEALED_KEY_MAX    512
+/* |client_time_ms - block time| above this: "clock-out-of-bounds". */
+#define REGISTRY_CLOCK_BOUND_MS (10u * 60u * 1000u)
+
 struct registry;
 
 /* The genesis must outlive the registry. */
@@ -44,9 +85,59 @@ void registry_free(struct registry *r); /* accepts NULL */
 
 /* Executes one transaction (SignedTx bytes, already signature-checked by the
  * core's verify_request) inside the block's txn. Returns 0 and fills *res
- * for accepted and rejected alike; an error only for storage failure. */
+ * for accepted and rejected alike; an error only for storage failure
+ * (LG_EIO, LG_ENOMEM, or LG_ECORRUPT for a state record that does not
+ * decode), after which the caller must abort the txn. */
 int registry_execute(struct registry *r, struct store_txn *txn,
                      const struct tx_place *at, const uint8_t *signed_tx,
                      size_t len, struct tx_result *res) LG_MUST_CHECK;
+
+/* ---- queries (committed state only) -------------------------------------
+ * Entry queries fill log_indexes[0..*n) (capacity `limit`) with the log
+ * indexes of matching transactions in ledger order, skipping the first
+ * `offset`, and set *total to the number of matches. The ledger maps a log
+ * index to its tx bytes, height, time and result. */
+
+/* Fills out (initialised here; release with registry_trial_summary_clear).
+ * LG_ENOTFOUND for a trial never registered. */
+int registry_trial_summary(struct registry *r, struct store *s,
+                           const char *trial_id,
+                           Tc__TrialSummary *out) LG_MUST_CHECK;
+/* Frees what registry_trial_summary allocated; out stays initialised. */
+void registry_trial_summary_clear(Tc__TrialSummary *out);
+
+/* Every transaction that names the trial, accepted or rejected (protocol,
+ * ethics, sites, consents, datasets, grants, revocations, access events,
+ * results, attestations), including refused attempts. A trial id with no
+ * entries gives *total = 0 (not an error). */
+int registry_trial_entries(struct registry *r, struct store *s,
+                           const char *trial_id, uint64_t offset, size_t limit,
+                           uint64_t *log_indexes, size_t *n,
+                           uint64_t *total) LG_MUST_CHECK;
+
+/* A pseudonym's consent transactions (record, re-consent, withdrawal,
+ * refused attempts) in one trial. */
+int registry_pseudonym_entries(struct registry *r, struct store *s,
+                               const char *trial_id,
+                               const uint8_t pseudonym[32], uint64_t offset,
+                               size_t limit, uint64_t *log_indexes, size_t *n,
+                               uint64_t *total) LG_MUST_CHECK;
+
+/* Every transaction signed by the member (genesis name). */
+int registry_member_entries(struct registry *r, struct store *s,
+                            const char *member, uint64_t offset, size_t limit,
+                            uint64_t *log_indexes, size_t *n,
+                            uint64_t *total) LG_MUST_CHECK;
+
+/* Registered trials in registration order: ids[0..*n) (capacity limit). */
+int registry_list_trials(struct registry *r, struct store *s, uint64_t offset,
+                         size_t limit, char (*ids)[REGISTRY_ID_MAX + 1],
+                         size_t *n, uint64_t *total) LG_MUST_CHECK;
+
+/* The member's last recorded nonce (0 when none; a nonce is recorded
+ * whenever it was fresh, even if the tx was then refused by a rule), so a
+ * client can pick the next one. LG_ENOTFOUND for an unknown member. */
+int registry_member_nonce(struct registry *r, struct store *s,
+                          const char *member, uint64_t *nonce) LG_MUST_CHECK;
 
 #endif /* REGISTRY_H */

@@ -6,6 +6,7 @@
  *   "m/..."  node metadata (chain id, last height, log frontier)
  *   "b/" H   block H (Block bytes)        "c/" H  certificate of block H
  *   "t/" ID  tx index: tx id -> location  "l/" I  log leaf hash I
+ *   "n/" L I interior log node (level, index) of the RFC 6962 log
  *   "p/..."  consensus records the core asked to persist
  *   "r/..."  registry state (node/registry.c owns it)
  *   "x/..."  registry query indexes (node/registry.c owns it)

@@ -24,6 +24,7 @@ run_suite() {
     local name=$1 limit=$2
     shift 2
     local log="$LOGS/$name.log" rc
+    mkdir -p "$(dirname "$log")"
     local t0=$SECONDS
     timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
     rc=$?

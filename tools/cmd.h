@@ -24,5 +24,29 @@ extern struct cli_globals cli;
 
 int cmd_testnet(int argc, char **argv); /* tools/cmd_testnet.c */
 int cmd_audit(int argc, char **argv);   /* tools/cmd_audit.c */
+/* `trialchain verify document ...` (tools/cmd_audit.c): argv after
+ * "document"; cmd_verify dispatches to it. */
+int cmd_verify_document(int argc, char **argv);
+
+/* tools/cmd_basic.c */
+int cmd_keygen(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_block(int argc, char **argv);
+int cmd_tx(int argc, char **argv);
+/* tools/cmd_protocol.c */
+int cmd_protocol(int argc, char **argv);
+int cmd_site(int argc, char **argv);
+/* tools/cmd_consent.c */
+int cmd_consent(int argc, char **argv);
+/* tools/cmd_dataset.c */
+int cmd_dataset(int argc, char **argv);
+int cmd_access(int argc, char **argv);
+/* tools/cmd_results.c */
+int cmd_results(int argc, char **argv);
+/* tools/cmd_trial.c */
+int cmd_trial(int argc, char **argv);
+/* tools/cmd_verify.c */
+int cmd_proof(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif /* CMD_H */

@@ -1,0 +1,1588 @@
+/*
+ * ledger.c - blocks, the global RFC 6962 log, certificates, receipts and
+ * catch-up over the store (see ledger.h for the layout and contracts).
+ */
+#include "ledger.h"
+
+#include "codec.h"
+#include "crypto.h"
+#include "tx.pb-c.h"
+#include "verify.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIP_FIXED   (8 + 32 + 8 + 8) /* height, hash, time, log size */
+#define LEAF_VALUE  (32 + 8 + 4)     /* leaf hash, height, index */
+#define TXLOC_VALUE (8 + 4 + 8)      /* height, index, log index */
+#define KEY_MAX     48
+
+static const char key_chain[] = "m/chain";
+static const char key_tip[] = "m/tip";
+static const char key_cert_top[] = "m/cert";
+
+static const char repair_hint[] =
+    "run `trialchain-node --repair`, or wipe the data directory to rebuild "
+    "it from peers";
+
+/* The global log as its frontier: frontier[k] is the root of the last
+ * complete subtree of 2^k leaves, valid when bit k of size is set. */
+struct log_state {
+    uint64_t size;
+    uint8_t frontier[MERKLE_MAX_PATH][32];
+};
+
+struct ledger {
+    struct store *store;
+    const struct genesis *g;
+    struct registry *reg;
+    struct ledger_tip tip;
+    struct log_state log;
+    char errmsg[256];
+    /* The last block decoded: entries of one block are read in a row. */
+    uint64_t cache_height;
+    Tc__Block *cache_block;
+    Tc__BlockHeader *cache_header;
+};
+
+/* A block built inside an open txn, not yet committed. */
+struct built {
+    struct store_txn *txn;
+    uint8_t *header;
+    size_t header_len;
+    uint8_t hash[32];
+    uint64_t time_ms;
+    struct log_state log;
+};
+
+static int seterr(struct ledger *l, int rv, const char *fmt, ...)
+    LG_PRINTF(3, 4);
+
+static int seterr(struct ledger *l, int rv, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(l->errmsg, sizeof(l->errmsg), fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+static size_t key_leaf(unsigned char *k, uint64_t index)
+{
+    return store_key_u64(k, "l/", index);
+}
+
+static size_t key_node(unsigned char *k, unsigned level, uint64_t index)
+{
+    LG_ASSERT(level >= 1 && level < MERKLE_MAX_PATH);
+    k[0] = 'n';
+    k[1] = '/';
+    k[2] = (unsigned char)level;
+    store_put_be64(k + 3, index);
+    return 11;
+}
+
+static size_t key_txid(unsigned char *k, const uint8_t tx_id[32])
+{
+    k[0] = 't';
+    k[1] = '/';
+    memcpy(k + 2, tx_id, 32);
+    return 34;
+}
+
+/* ---- the log ------------------------------------------------------------ */
+
+static void log_root(const struct log_state *ls, uint8_t out[32])
+{
+    bool have = false;
+
+    if (ls->size == 0) {
+        crypto_sha256("", 0, out);
+        return;
+    }
+    /* Fold from the smallest (rightmost) subtree leftwards. */
+    for (unsigned k = 0; k < MERKLE_MAX_PATH; k++) {
+        if (((ls->size >> k) & 1) == 0)
+            continue;
+        if (!have) {
+            memcpy(out, ls->frontier[k], 32);
+            have = true;
+        } else {
+            merkle_node_hash(ls->frontier[k], out, out);
+        }
+    }
+}
+
+/* Appends one leaf, writing it and every subtree it completes into txn. */
+static void log_append(struct log_state *ls, struct store_txn *txn,
+                       const uint8_t leaf[32], uint64_t height, uint32_t index)
+{
+    unsigned char key[KEY_MAX], val[LEAF_VALUE];
+    uint8_t h[32];
+    uint64_t at = ls->size;
+    unsigned level = 0;
+
+    LG_ASSERT(ls->size < UINT64_MAX / 2);
+    memcpy(val, leaf, 32);
+    store_put_be64(val + 32, height);
+    val[40] = (unsigned char)(index >> 24);
+    val[41] = (unsigned char)(index >> 16);
+    val[42] = (unsigned char)(index >> 8);
+    val[43] = (unsigned char)index;
+    store_txn_put(txn, key, key_leaf(key, at), val, sizeof(val));
+    memcpy(h, leaf, 32);
+    while (((ls->size >> level) & 1) != 0) {
+        merkle_node_hash(ls->frontier[level], h, h);
+        level++;
+        at >>= 1;
+        store_txn_put(txn, key, key_node(key, level, at), h, 32);
+    }
+    memcpy(ls->frontier[level], h, 32);
+    ls->size++;
+}
+
+/* Root of the complete subtree (level, index) from the committed store. */
+static int node_get(struct ledger *l, unsigned level, uint64_t index,
+                    uint8_t out[32])
+{
+    unsigned char key[KEY_MAX], *v = NULL;
+    size_t kl, vl = 0;
+    int rv;
+
+    kl = level == 0 ? key_leaf(key, index) : key_node(key, level, index);
+    rv = store_get(l->store, key, kl, &v, &vl);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, LG_ECORRUPT,
+                      "log node (level %u, index %llu) is missing; %s", level,
+                      (unsigned long long)index, repair_hint);
+    if (rv != LG_OK)
+        return seterr(l, rv, "reading the log failed: %s", lg_strerror(rv));
+    if (vl != (level == 0 ? LEAF_VALUE : 32)) {
+        free(v);
+        return seterr(l, LG_ECORRUPT,
+                      "log node (level %u, index %llu) has a bad size; %s",
+                      level, (unsigned long long)index, repair_hint);
+    }
+    memcpy(out, v, 32);
+    free(v);
+    return LG_OK;
+}
+
+static unsigned floor_log2(uint64_t x)
+{
+    LG_ASSERT(x > 0);
+    return 63u - (unsigned)__builtin_clzll(x);
+}
+
+/* Largest power of two strictly below n (n >= 2): RFC 6962's split. */
+static uint64_t split_point(uint64_t n)
+{
+    LG_ASSERT(n >= 2);
+    return (uint64_t)1 << floor_log2(n - 1);
+}
+
+/* RFC 6962 root of leaves [a, b), a < b, as it appears in the recursion
+ * (a is aligned to the largest power of two <= b - a): the complete
+ * subtrees by the bits of b - a, folded from the right. */
+static int range_root(struct ledger *l, uint64_t a, uint64_t b, uint8_t out[32])
+{
+    uint8_t pieces[MERKLE_MAX_PATH][32];
+    unsigned n = 0;
+    int rv;
+
+    LG_ASSERT(a < b);
+    while (a < b) {
+        unsigned level = floor_log2(b - a);
+
+        LG_ASSERT((a & (((uint64_t)1 << level) - 1)) == 0);
+        LG_ASSERT(n < MERKLE_MAX_PATH);
+        rv = node_get(l, level, a >> level, pieces[n]);
+        if (rv != LG_OK)
+            return rv;
+        n++;
+        a += (uint64_t)1 << level;
+    }
+    LG_ASSERT(n > 0 && n <= MERKLE_MAX_PATH);
+    memcpy(out, pieces[n - 1], 32);
+    for (unsigned i = n - 1; i-- > 0;)
+        merkle_node_hash(pieces[i], out, out);
+    return LG_OK;
+}
+
+static void path_reverse(uint8_t (*path)[32], size_t n)
+{
+    uint8_t t[32];
+
+    for (size_t i = 0; i < n / 2; i++) {
+        memcpy(t, path[i], 32);
+        memcpy(path[i], path[n - 1 - i], 32);
+        memcpy(path[n - 1 - i], t, 32);
+    }
+}
+
+int ledger_inclusion(struct ledger *l, uint64_t index, uint64_t size,
+                     uint8_t (*path)[32], size_t *n_path)
+{
+    uint64_t a = 0, len = size, m = index;
+    size_t n = 0;
+    int rv;
+
+    if (size > l->log.size || index >= size)
+        return seterr(l, LG_EINVAL,
+                      "no leaf %llu in a log of size %llu (the log holds "
+                      "%llu)",
+                      (unsigned long long)index, (unsigned long long)size,
+                      (unsigned long long)l->log.size);
+    /* RFC 9162 2.1.3.1 top-down; the path is read bottom-up, so reverse. */
+    while (len > 1) {
+        uint64_t k = split_point(len);
+
+        LG_ASSERT(n < MERKLE_MAX_PATH);
+        if (m < k) {
+            rv = range_root(l, a + k, a + len, path[n]);
+            len = k;
+        } else {
+            rv = range_root(l, a, a + k, path[n]);
+            a += k;
+            m -= k;
+            len -= k;
+        }
+        if (rv != LG_OK)
+            return rv;
+        n++;
+    }
+    path_reverse(path, n);
+    *n_path = n;
+    return LG_OK;
+}
+
+int ledger_consistency(struct ledger *l, uint64_t size1, uint64_t size2,
+                       uint8_t (*path)[32], size_t *n_path)
+{
+    uint64_t a = 0, len = size2, m = size1;
+    bool whole = true; /* SUBPROOF's b: still on the original tree's edge */
+    size_t n = 0;
+    int rv;
+
+    if (size1 > size2 || size2 > l->log.size)
+        return seterr(l, LG_EINVAL,
+                      "no consistency proof from size %llu to %llu (the log "
+                      "holds %llu)",
+                      (unsigned long long)size1, (unsigned long long)size2,
+                      (unsigned long long)l->log.size);
+    *n_path = 0;
+    if (size1 == 0 || size1 == size2)
+        return LG_OK;
+    /* RFC 9162 2.1.4.1 SUBPROOF, top-down, reversed at the end. */
+    while (m != len) {
+        uint64_t k = split_point(len);
+
+        LG_ASSERT(n < MERKLE_MAX_PATH);
+        if (m <= k) {
+            rv = range_root(l, a + k, a + len, path[n]);
+            len = k;
+        } else {
+            rv = range_root(l, a, a + k, path[n]);
+            a += k;
+            m -= k;
+            len -= k;
+            whole = false;
+        }
+        if (rv != LG_OK)
+            return rv;
+        n++;
+    }
+    if (!whole) {
+        LG_ASSERT(n < MERKLE_MAX_PATH);
+        rv = range_root(l, a, a + len, path[n]);
+        if (rv != LG_OK)
+            return rv;
+        n++;
+    }
+    path_reverse(path, n);
+    *n_path = n;
+    return LG_OK;
+}
+
+int ledger_log_root(struct ledger *l, uint64_t size, uint8_t root[32])
+{
+    if (size > l->log.size)
+        return seterr(l, LG_EINVAL, "the log holds %llu txs, not %llu",
+                      (unsigned long long)l->log.size,
+                      (unsigned long long)size);
+    if (size == l->log.size) {
+        memcpy(root, l->tip.log_root, 32);
+        return LG_OK;
+    }
+    if (size == 0) {
+        crypto_sha256("", 0, root);
+        return LG_OK;
+    }
+    return range_root(l, 0, size, root);
+}
+
+/* ---- tip record --------------------------------------------------------- */
+
+static size_t tip_encode(const struct ledger_tip *t, const struct log_state *ls,
+                         unsigned char *out)
+{
+    size_t at = TIP_FIXED;
+
+    store_put_be64(out, t->height);
+    memcpy(out + 8, t->block_hash, 32);
+    store_put_be64(out + 40, t->time_ms);
+    store_put_be64(out + 48, ls->size);
+    for (unsigned k = MERKLE_MAX_PATH; k-- > 0;) {
+        if (((ls->size >> k) & 1) != 0) {
+            memcpy(out + at, ls->frontier[k], 32);
+            at += 32;
+        }
+    }
+    return at;
+}
+
+static bool tip_decode(const unsigned char *v, size_t vl, struct ledger_tip *t,
+                       struct log_state *ls)
+{
+    size_t at = TIP_FIXED;
+
+    if (vl < TIP_FIXED)
+        return false;
+    memset(ls, 0, sizeof(*ls));
+    t->height = store_get_be64(v);
+    memcpy(t->block_hash, v + 8, 32);
+    t->time_ms = store_get_be64(v + 40);
+    ls->size = store_get_be64(v + 48);
+    if (vl != TIP_FIXED + 32 * (size_t)__builtin_popcountll(ls->size))
+        return false;
+    for (unsigned k = MERKLE_MAX_PATH; k-- > 0;) {
+        if (((ls->size >> k) & 1) != 0) {
+            memcpy(ls->frontier[k], v + at, 32);
+            at += 32;
+        }
+    }
+    t->log_size = ls->size;
+    log_root(ls, t->log_root);
+    return true;
+}
+
+/* ---- blocks ------------------------------------------------------------- */
+
+static void cache_drop(struct ledger *l)
+{
+    tc__block_header__free_unpacked(l->cache_header, NULL);
+    tc__block__free_unpacked(l->cache_block, NULL);
+    l->cache_header = NULL;
+    l->cache_block = NULL;
+    l->cache_height = 0;
+}
+
+/* Block `height`, decoded; borrowed until the next call on l. */
+static int block_load(struct ledger *l, uint64_t height, const Tc__Block **b,
+                      const Tc__BlockHeader **h)
+{
+    unsigned char key[KEY_MAX], *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    if (l->cache_block == NULL || l->cache_height != height) {
+        cache_drop(l);
+        rv =
+            store_get(l->store, key, store_key_u64(key, "b/", height), &v, &vl);
+        if (rv == LG_ENOTFOUND)
+            return seterr(l, rv, "there is no block %llu",
+                          (unsigned long long)height);
+        if (rv != LG_OK)
+            return seterr(l, rv, "reading block %llu failed",
+                          (unsigned long long)height);
+        l->cache_block = tc__block__unpack(NULL, vl, v);
+        free(v);
+        if (l->cache_block != NULL)
+            l->cache_header = tc__block_header__unpack(
+                NULL, l->cache_block->header.len, l->cache_block->header.data);
+        if (l->cache_header == NULL || l->cache_header->height != height) {
+            cache_drop(l);
+            return seterr(l, LG_ECORRUPT, "stored block %llu is corrupt; %s",
+                          (unsigned long long)height, repair_hint);
+        }
+        l->cache_height = height;
+    }
+    *b = l->cache_block;
+    *h = l->cache_header;
+    return LG_OK;
+}
+
+int ledger_get_block(struct ledger *l, uint64_t height, uint8_t **bytes,
+                     size_t *len)
+{
+    unsigned char key[KEY_MAX];
+    int rv;
+
+    /* Blocks above the tip may linger after a rebuild: not ours yet. */
+    if (height == 0 || height > l->tip.height)
+        return seterr(l, LG_ENOTFOUND, "there is no block %llu",
+                      (unsigned long long)height);
+    rv = store_get(l->store, key, store_key_u64(key, "b/", height), bytes, len);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, rv, "there is no block %llu",
+                      (unsigned long long)height);
+    if (rv != LG_OK)
+        return seterr(l, rv, "reading block %llu failed",
+                      (unsigned long long)height);
+    return LG_OK;
+}
+
+int ledger_block_hash(struct ledger *l, uint64_t height, uint8_t hash[32])
+{
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    int rv;
+
+    if (height == 0) {
+        memcpy(hash, l->g->chain_id, 32);
+        return LG_OK;
+    }
+    if (height > l->tip.height)
+        return seterr(l, LG_ENOTFOUND, "there is no block %llu",
+                      (unsigned long long)height);
+    if (height == l->tip.height) {
+        memcpy(hash, l->tip.block_hash, 32);
+        return LG_OK;
+    }
+    rv = block_load(l, height, &b, &h);
+    if (rv != LG_OK)
+        return rv;
+    crypto_sha256(b->header.data, b->header.len, hash);
+    return LG_OK;
+}
+
+/* ---- open --------------------------------------------------------------- */
+
+static int write_genesis_tip(struct ledger *l);
+
+static int open_fresh(struct ledger *l)
+{
+    struct store_iter *it;
+    const unsigned char *k, *v;
+    size_t kl, vl;
+    bool has_blocks;
+
+    /* A chain id is written before any block, so blocks without one mean
+     * the metadata was lost. */
+    it = store_iter_new(l->store, "b/", 2, NULL, 0);
+    if (it == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    has_blocks = store_iter_next(it, &k, &kl, &v, &vl);
+    store_iter_free(it);
+    if (has_blocks)
+        return seterr(l, LG_ECORRUPT,
+                      "the data directory holds blocks but no chain id; %s",
+                      repair_hint);
+    return write_genesis_tip(l);
+}
+
+/* Tip 0 (hash = chain id, empty log) and the chain id, synced. */
+static int write_genesis_tip(struct ledger *l)
+{
+    struct store_batch *b;
+    unsigned char tip[TIP_FIXED + 32 * MERKLE_MAX_PATH];
+    size_t tl;
+    int rv;
+
+    memset(&l->tip, 0, sizeof(l->tip));
+    memset(&l->log, 0, sizeof(l->log));
+    memcpy(l->tip.block_hash, l->g->chain_id, 32);
+    log_root(&l->log, l->tip.log_root);
+    tl = tip_encode(&l->tip, &l->log, tip);
+    b = store_batch_new();
+    if (b == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    store_batch_put(b, key_chain, strlen(key_chain), l->g->chain_id, 32);
+    store_batch_put(b, key_tip, strlen(key_tip), tip, tl);
+    rv = store_write(l->store, b, true);
+    store_batch_free(b);
+    if (rv != LG_OK)
+        return seterr(l, rv, "writing the chain id failed: %s",
+                      lg_strerror(rv));
+    return LG_OK;
+}
+
+/* The tip block exists, hashes to the tip hash and carries the log the
+ * frontier gives: the paired check of what ledger_apply wrote. */
+static int open_check_tip(struct ledger *l)
+{
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    uint8_t hash[32];
+    int rv;
+
+    if (l->tip.height == 0) {
+        if (memcmp(l->tip.block_hash, l->g->chain_id, 32) != 0 ||
+            l->log.size != 0)
+            return seterr(l, LG_ECORRUPT,
+                          "the tip record at height 0 is inconsistent; %s",
+                          repair_hint);
+        return LG_OK;
+    }
+    rv = block_load(l, l->tip.height, &b, &h);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, LG_ECORRUPT, "the tip block %llu is missing; %s",
+                      (unsigned long long)l->tip.height, repair_hint);
+    if (rv != LG_OK)
+        return rv;
+    crypto_sha256(b->header.data, b->header.len, hash);
+    if (memcmp(hash, l->tip.block_hash, 32) != 0 ||
+        h->log_size != l->log.size || h->log_root.len != 32 ||
+        memcmp(h->log_root.data, l->tip.log_root, 32) != 0)
+        return seterr(l, LG_ECORRUPT,
+                      "the tip record does not match block %llu; %s",
+                      (unsigned long long)l->tip.height, repair_hint);
+    return LG_OK;
+}
+
+/* The stored chain id is the genesis's. */
+static int open_existing_chain(struct ledger *l, const unsigned char *chain,
+                               size_t chain_len)
+{
+    char have[65], want[65];
+
+    if (chain_len != 32)
+        return seterr(l, LG_ECORRUPT, "the stored chain id is malformed; %s",
+                      repair_hint);
+    if (memcmp(chain, l->g->chain_id, 32) != 0) {
+        lg_hex(chain, 32, have);
+        lg_hex(l->g->chain_id, 32, want);
+        return seterr(l, LG_ECHAIN,
+                      "the data directory belongs to chain %s, but the "
+                      "genesis is chain %s",
+                      have, want);
+    }
+    return LG_OK;
+}
+
+static int open_existing(struct ledger *l, const unsigned char *chain,
+                         size_t chain_len)
+{
+    unsigned char *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    rv = open_existing_chain(l, chain, chain_len);
+    if (rv != LG_OK)
+        return rv;
+    rv = store_get(l->store, key_tip, strlen(key_tip), &v, &vl);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, LG_ECORRUPT,
+                      "the data directory has a chain id but no tip "
+                      "record; %s",
+                      repair_hint);
+    if (rv != LG_OK)
+        return seterr(l, rv, "reading the tip failed: %s", lg_strerror(rv));
+    if (!tip_decode(v, vl, &l->tip, &l->log)) {
+        free(v);
+        return seterr(l, LG_ECORRUPT, "the tip record is malformed; %s",
+                      repair_hint);
+    }
+    free(v);
+    v = NULL;
+    rv = store_get(l->store, key_cert_top, strlen(key_cert_top), &v, &vl);
+    if (rv == LG_OK && vl == 8)
+        l->tip.last_certified = store_get_be64(v);
+    free(v);
+    if (rv != LG_OK && rv != LG_ENOTFOUND)
+        return seterr(l, rv, "reading the certified height failed");
+    return open_check_tip(l);
+}
+
+int ledger_open(struct store *s, const struct genesis *g, struct registry *reg,
+                struct ledger **out, char *err, size_t err_len)
+{
+    struct ledger *l;
+    unsigned char *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    LG_ASSERT(s != NULL && g != NULL && out != NULL);
+    *out = NULL;
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return LG_ENOMEM;
+    l->store = s;
+    l->g = g;
+    l->reg = reg;
+    rv = store_get(s, key_chain, strlen(key_chain), &v, &vl);
+    if (rv == LG_ENOTFOUND)
+        rv = open_fresh(l);
+    else if (rv == LG_OK)
+        rv = open_existing(l, v, vl);
+    else
+        seterr(l, rv, "reading the chain id failed: %s", lg_strerror(rv));
+    free(v);
+    if (rv != LG_OK) {
+        if (err != NULL && err_len > 0)
+            snprintf(err, err_len, "%s", l->errmsg);
+        ledger_close(l);
+        return rv;
+    }
+    l->errmsg[0] = '\0';
+    *out = l;
+    return LG_OK;
+}
+
+void ledger_close(struct ledger *l)
+{
+    if (l == NULL)
+        return;
+    cache_drop(l);
+    free(l);
+}
+
+const char *ledger_errmsg(const struct ledger *l)
+{
+    return l->errmsg;
+}
+
+struct store *ledger_store(struct ledger *l)
+{
+    return l->store;
+}
+
+void ledger_tip(const struct ledger *l, struct ledger_tip *out)
+{
+    *out = l->tip;
+}
+
+/* ---- building a block --------------------------------------------------- */
+
+static Tc__TxStatus status_pb(enum tx_status s)
+{
+    switch (s) {
+    case TXS_ACCEPTED:
+        return TC__TX_STATUS__TX_ACCEPTED;
+    case TXS_REJECTED:
+        return TC__TX_STATUS__TX_REJECTED;
+    case TXS_UNKNOWN:
+        break;
+    }
+    return TC__TX_STATUS__TX_UNKNOWN;
+}
+
+/* TxResult bytes (malloc'd into out) for one executed tx. */
+static int result_encode(const uint8_t tx_id[32], const struct tx_result *res,
+                         ProtobufCBinaryData *out)
+{
+    Tc__TxResult r = TC__TX_RESULT__INIT;
+    char code[sizeof(res->code)], message[sizeof(res->message)];
+
+    /* The registry's strings are bounded arrays: never read past them. */
+    snprintf(code, sizeof(code), "%.*s", (int)sizeof(res->code) - 1, res->code);
+    snprintf(message, sizeof(message), "%.*s", (int)sizeof(res->message) - 1,
+             res->message);
+    r.tx_id.len = 32;
+    r.tx_id.data = (uint8_t *)tx_id;
+    r.status = status_pb(res->status);
+    r.code = code;
+    r.message = message;
+    out->len = tc__tx_result__get_packed_size(&r);
+    out->data = malloc(out->len ? out->len : 1);
+    if (out->data == NULL)
+        return LG_ENOMEM;
+    tc__tx_result__pack(&r, out->data);
+    return LG_OK;
+}
+
+/* Indexes tx_id unless an earlier tx (committed, or earlier in this block)
+ * already has it: the first occurrence wins. */
+static int index_tx(struct store_txn *txn, const uint8_t tx_id[32],
+                    uint64_t height, uint32_t index, uint64_t log_index)
+{
+    unsigned char key[KEY_MAX], val[TXLOC_VALUE], *v = NULL;
+    size_t kl = key_txid(key, tx_id), vl = 0;
+    int rv;
+
+    rv = store_txn_get(txn, key, kl, &v, &vl);
+    free(v);
+    if (rv == LG_OK)
+        return LG_OK;
+    if (rv != LG_ENOTFOUND)
+        return rv;
+    store_put_be64(val, height);
+    val[8] = (unsigned char)(index >> 24);
+    val[9] = (unsigned char)(index >> 16);
+    val[10] = (unsigned char)(index >> 8);
+    val[11] = (unsigned char)index;
+    store_put_be64(val + 12, log_index);
+    store_txn_put(txn, key, kl, val, sizeof(val));
+    return LG_OK;
+}
+
+/* Per-block scratch: leaf hashes of txs and results, result bytes. */
+struct scratch {
+    uint32_t n;
+    uint8_t (*tx_leaves)[32];
+    uint8_t (*res_leaves)[32];
+    ProtobufCBinaryData *results;
+};
+
+static int scratch_init(struct scratch *s, uint32_t n)
+{
+    memset(s, 0, sizeof(*s));
+    s->n = n;
+    if (n == 0)
+        return LG_OK;
+    s->tx_leaves = malloc(n * sizeof(*s->tx_leaves));
+    s->res_leaves = malloc(n * sizeof(*s->res_leaves));
+    s->results = calloc(n, sizeof(*s->results));
+    if (s->tx_leaves == NULL || s->res_leaves == NULL || s->results == NULL)
+        return LG_ENOMEM;
+    return LG_OK;
+}
+
+static void scratch_free(struct scratch *s)
+{
+    for (uint32_t i = 0; s->results != NULL && i < s->n; i++)
+        free(s->results[i].data);
+    free(s->results);
+    free(s->tx_leaves);
+    free(s->res_leaves);
+}
+
+/* Executes the txs into bt->txn and the log, filling the scratch. */
+static int build_execute(struct ledger *l, uint64_t height, uint64_t time_ms,
+                         const ProtobufCBinaryData *txs, struct scratch *sc,
+                         struct built *bt)
+{
+    for (uint32_t i = 0; i < sc->n; i++) {
+        struct tx_place at;
+        struct tx_result res;
+        int rv;
+
+        memset(&at, 0, sizeof(at));
+        memset(&res, 0, sizeof(res));
+        at.height = height;
+        at.block_time_ms = time_ms;
+        at.log_index = bt->log.size;
+        crypto_sha256(txs[i].data, txs[i].len, at.tx_id);
+        merkle_leaf_hash(txs[i].data, txs[i].len, sc->tx_leaves[i]);
+        rv = registry_execute(l->reg, bt->txn, &at, txs[i].data, txs[i].len,
+                              &res);
+        if (rv != LG_OK)
+            return seterr(l, rv, "executing tx %u of block %llu failed: %s", i,
+                          (unsigned long long)height, lg_strerror(rv));
+        rv = result_encode(at.tx_id, &res, &sc->results[i]);
+        if (rv == LG_OK)
+            rv = index_tx(bt->txn, at.tx_id, height, i, bt->log.size);
+        if (rv != LG_OK)
+            return seterr(l, rv, "indexing tx %u of block %llu failed: %s", i,
+                          (unsigned long long)height, lg_strerror(rv));
+        merkle_leaf_hash(sc->results[i].data, sc->results[i].len,
+                         sc->res_leaves[i]);
+        log_append(&bt->log, bt->txn, sc->tx_leaves[i], height, i);
+    }
+    return LG_OK;
+}
+
+/* Packs header and block, and puts the block and the new tip into txn. */
+static int build_seal(struct ledger *l, uint64_t height, uint64_t view,
+                      const ProtobufCBinaryData *txs, struct scratch *sc,
+                      struct built *bt)
+{
+    Tc__BlockHeader h = TC__BLOCK_HEADER__INIT;
+    Tc__Block b = TC__BLOCK__INIT;
+    uint8_t tx_root[32], res_root[32], root[32], *block;
+    unsigned char key[KEY_MAX], tip[TIP_FIXED + 32 * MERKLE_MAX_PATH];
+    struct ledger_tip t;
+    size_t block_len;
+
+    merkle_root((const uint8_t(*)[32])sc->tx_leaves, sc->n, tx_root);
+    merkle_root((const uint8_t(*)[32])sc->res_leaves, sc->n, res_root);
+    log_root(&bt->log, root);
+    h.chain_id = (ProtobufCBinaryData){32, (uint8_t *)l->g->chain_id};
+    h.height = height;
+    h.view = view;
+    h.timestamp_ms = bt->time_ms;
+    h.prev_hash = (ProtobufCBinaryData){32, l->tip.block_hash};
+    h.n_txs = sc->n;
+    h.tx_root = (ProtobufCBinaryData){32, tx_root};
+    h.results_root = (ProtobufCBinaryData){32, res_root};
+    h.log_size = bt->log.size;
+    h.log_root = (ProtobufCBinaryData){32, root};
+    bt->header_len = tc__block_header__get_packed_size(&h);
+    bt->header = malloc(bt->header_len);
+    if (bt->header == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    tc__block_header__pack(&h, bt->header);
+    crypto_sha256(bt->header, bt->header_len, bt->hash);
+
+    b.header = (ProtobufCBinaryData){bt->header_len, bt->header};
+    b.n_txs = sc->n;
+    b.txs = (ProtobufCBinaryData *)txs;
+    b.n_results = sc->n;
+    b.results = sc->results;
+    block_len = tc__block__get_packed_size(&b);
+    block = malloc(block_len);
+    if (block == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    tc__block__pack(&b, block);
+    store_txn_put(bt->txn, key, store_key_u64(key, "b/", height), block,
+                  block_len);
+    free(block);
+
+    memset(&t, 0, sizeof(t));
+    t.height = height;
+    memcpy(t.block_hash, bt->hash, 32);
+    t.time_ms = bt->time_ms;
+    store_txn_put(bt->txn, key_tip, strlen(key_tip), tip,
+                  tip_encode(&t, &bt->log, tip));
+    return LG_OK;
+}
+
+static void built_free(struct built *bt)
+{
+    store_txn_abort(bt->txn);
+    free(bt->header);
+    bt->txn = NULL;
+    bt->header = NULL;
+}
+
+/* Executes txs as block `height` on top of the tip, inside a new txn left
+ * open in bt (commit or built_free it). */
+static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
+                        uint64_t time_ms, uint32_t n,
+                        const ProtobufCBinaryData *txs, struct built *bt)
+{
+    struct scratch sc;
+    int rv;
+
+    LG_ASSERT(height == l->tip.height + 1);
+    memset(bt, 0, sizeof(*bt));
+    bt->log = l->log;
+    bt->time_ms = time_ms;
+    bt->txn = store_txn_new(l->store);
+    if (bt->txn == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    rv = scratch_init(&sc, n);
+    if (rv != LG_OK)
+        seterr(l, rv, "out of memory");
+    if (rv == LG_OK)
+        rv = build_execute(l, height, time_ms, txs, &sc, bt);
+    if (rv == LG_OK)
+        rv = build_seal(l, height, view, txs, &sc, bt);
+    scratch_free(&sc);
+    if (rv != LG_OK)
+        built_free(bt);
+    return rv;
+}
+
+/* Commits a built block and moves the tip. */
+static int ledger_commit(struct ledger *l, struct built *bt, uint64_t height,
+                         bool sync)
+{
+    int rv;
+
+    rv = store_txn_commit(bt->txn, sync);
+    bt->txn = NULL; /* freed by commit either way */
+    if (rv != LG_OK) {
+        built_free(bt);
+        return seterr(l, rv, "writing block %llu failed: %s",
+                      (unsigned long long)height, lg_strerror(rv));
+    }
+    l->log = bt->log;
+    l->tip.height = height;
+    memcpy(l->tip.block_hash, bt->hash, 32);
+    l->tip.time_ms = bt->time_ms;
+    l->tip.log_size = l->log.size;
+    log_root(&l->log, l->tip.log_root);
+    built_free(bt);
+    return LG_OK;
+}
+
+int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
+                 uint8_t block_hash[32])
+{
+    ProtobufCBinaryData *txs = NULL;
+    struct built bt;
+    int rv;
+
+    if (l->reg == NULL)
+        return seterr(l, LG_EINVAL, "the ledger was opened read-only");
+    if (ex->seq != l->tip.height + 1)
+        return seterr(l, LG_EINVAL, "block %llu does not follow the tip %llu",
+                      (unsigned long long)ex->seq,
+                      (unsigned long long)l->tip.height);
+    if (ex->n_requests > 0) {
+        txs = calloc(ex->n_requests, sizeof(*txs));
+        if (txs == NULL)
+            return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < ex->n_requests; i++) {
+        txs[i].data = (uint8_t *)ex->requests[i].data;
+        txs[i].len = ex->requests[i].len;
+    }
+    rv = ledger_build(l, ex->seq, ex->view, ex->timestamp_ms, ex->n_requests,
+                      txs, &bt);
+    free(txs);
+    if (rv != LG_OK)
+        return rv;
+    memcpy(block_hash, bt.hash, 32);
+    return ledger_commit(l, &bt, ex->seq, true);
+}
+
+/* ---- certificates ------------------------------------------------------- */
+
+/* Puts the certificate and, when higher, the certified height. */
+static void cert_put(struct ledger *l, struct store_batch *b,
+                     struct store_txn *txn, uint64_t height,
+                     const uint8_t *bytes, size_t len)
+{
+    unsigned char key[KEY_MAX], top[8];
+    size_t kl = store_key_u64(key, "c/", height);
+
+    store_put_be64(top, height);
+    if (b != NULL)
+        store_batch_put(b, key, kl, bytes, len);
+    else
+        store_txn_put(txn, key, kl, bytes, len);
+    if (height <= l->tip.last_certified)
+        return;
+    if (b != NULL)
+        store_batch_put(b, key_cert_top, strlen(key_cert_top), top, 8);
+    else
+        store_txn_put(txn, key_cert_top, strlen(key_cert_top), top, 8);
+}
+
+int ledger_put_cert(struct ledger *l, const struct pbft_checkpoint_cert *cert)
+{
+    struct store_batch *b;
+    uint8_t hash[32], *bytes = NULL;
+    size_t len = 0;
+    int rv;
+
+    if (cert->seq == 0 || cert->n_votes == 0)
+        return seterr(l, LG_EINVAL,
+                      "a block certificate needs a height and "
+                      "votes");
+    if (cert->seq <= l->tip.height) {
+        rv = ledger_block_hash(l, cert->seq, hash);
+        if (rv != LG_OK)
+            return rv;
+        if (memcmp(hash, cert->digest, 32) != 0)
+            return seterr(l, LG_ECORRUPT,
+                          "block %llu here differs from the certified block: "
+                          "this replica diverged; %s",
+                          (unsigned long long)cert->seq, repair_hint);
+    }
+    rv = codec_encode_cert(cert, &bytes, &len);
+    if (rv != LG_OK)
+        return seterr(l, rv, "encoding the certificate of block %llu failed",
+                      (unsigned long long)cert->seq);
+    b = store_batch_new();
+    if (b == NULL) {
+        free(bytes);
+        return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    cert_put(l, b, NULL, cert->seq, bytes, len);
+    rv = store_write(l->store, b, true);
+    store_batch_free(b);
+    free(bytes);
+    if (rv != LG_OK)
+        return seterr(l, rv, "writing the certificate of block %llu failed",
+                      (unsigned long long)cert->seq);
+    if (cert->seq > l->tip.last_certified)
+        l->tip.last_certified = cert->seq;
+    return LG_OK;
+}
+
+static int cert_bytes(struct ledger *l, uint64_t height, unsigned char **v,
+                      size_t *vl)
+{
+    unsigned char key[KEY_MAX];
+    int rv;
+
+    rv = store_get(l->store, key, store_key_u64(key, "c/", height), v, vl);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, rv, "block %llu has no certificate yet",
+                      (unsigned long long)height);
+    if (rv != LG_OK)
+        return seterr(l, rv, "reading the certificate of block %llu failed",
+                      (unsigned long long)height);
+    return LG_OK;
+}
+
+int ledger_get_cert(struct ledger *l, uint64_t height, Tc__Certificate **out)
+{
+    unsigned char *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    rv = cert_bytes(l, height, &v, &vl);
+    if (rv != LG_OK)
+        return rv;
+    *out = tc__certificate__unpack(NULL, vl, v);
+    free(v);
+    if (*out == NULL)
+        return seterr(l, LG_ECORRUPT,
+                      "the stored certificate of block %llu is corrupt; %s",
+                      (unsigned long long)height, repair_hint);
+    return LG_OK;
+}
+
+/* ---- lookups, receipts, entries ----------------------------------------- */
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           (uint32_t)p[3];
+}
+
+int ledger_find_tx(struct ledger *l, const uint8_t tx_id[32],
+                   struct ledger_tx_loc *out)
+{
+    unsigned char key[KEY_MAX], *v = NULL;
+    size_t vl = 0;
+    int rv;
+
+    rv = store_get(l->store, key, key_txid(key, tx_id), &v, &vl);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, rv, "no such transaction in the ledger");
+    if (rv != LG_OK)
+        return seterr(l, rv, "reading the tx index failed");
+    if (vl != TXLOC_VALUE) {
+        free(v);
+        return seterr(l, LG_ECORRUPT, "a tx index entry is corrupt; %s",
+                      repair_hint);
+    }
+    out->height = store_get_be64(v);
+    out->index = get_be32(v + 8);
+    out->log_index = store_get_be64(v + 12);
+    free(v);
+    return LG_OK;
+}
+
+/* The receipt's two in-block proofs, from the block's own leaves. */
+static int receipt_block_proofs(struct ledger *l, const Tc__Block *b,
+                                uint32_t index, uint8_t (*tx_path)[32],
+                                size_t *n_tx, uint8_t (*res_path)[32],
+                                size_t *n_res)
+{
+    struct scratch sc;
+    int rv;
+
+    rv = scratch_init(&sc, (uint32_t)b->n_txs);
+    if (rv != LG_OK) {
+        scratch_free(&sc);
+        return seterr(l, rv, "out of memory");
+    }
+    for (size_t i = 0; i < b->n_txs; i++) {
+        merkle_leaf_hash(b->txs[i].data, b->txs[i].len, sc.tx_leaves[i]);
+        merkle_leaf_hash(b->results[i].data, b->results[i].len,
+                         sc.res_leaves[i]);
+    }
+    rv = merkle_inclusion_proof((const uint8_t(*)[32])sc.tx_leaves, sc.n, index,
+                                tx_path, n_tx);
+    if (rv == LG_OK)
+        rv = merkle_inclusion_proof((const uint8_t(*)[32])sc.res_leaves, sc.n,
+                                    index, res_path, n_res);
+    scratch_free(&sc);
+    if (rv != LG_OK)
+        return seterr(l, LG_ECORRUPT, "block proof for tx %u failed", index);
+    return LG_OK;
+}
+
+/* Fixed storage for one receipt's proofs while it is packed. */
+struct receipt_parts {
+    uint8_t log_path[MERKLE_MAX_PATH][32];
+    uint8_t tx_path[MERKLE_MAX_PATH][32];
+    uint8_t res_path[MERKLE_MAX_PATH][32];
+    size_t n_log, n_tx, n_res;
+    ProtobufCBinaryData log_pb[MERKLE_MAX_PATH];
+    ProtobufCBinaryData tx_pb[MERKLE_MAX_PATH];
+    ProtobufCBinaryData res_pb[MERKLE_MAX_PATH];
+};
+
+static void proof_set(Tc__InclusionProof *p, uint64_t index, uint64_t size,
+                      uint8_t (*path)[32], size_t n, ProtobufCBinaryData *pb)
+{
+    for (size_t i = 0; i < n; i++)
+        pb[i] = (ProtobufCBinaryData){32, path[i]};
+    p->leaf_index = index;
+    p->tree_size = size;
+    p->n_path = n;
+    p->path = pb;
+}
+
+/* Packs the receipt from borrowed parts and unpacks it into *out, so the
+ * caller owns one protobuf-c allocation. */
+static int receipt_pack(struct ledger *l, const Tc__Block *b,
+                        const Tc__BlockHeader *h,
+                        const struct ledger_tx_loc *loc, Tc__Certificate *cert,
+                        struct receipt_parts *p, Tc__Receipt **out)
+{
+    Tc__Receipt r = TC__RECEIPT__INIT;
+    Tc__InclusionProof lp = TC__INCLUSION_PROOF__INIT;
+    Tc__InclusionProof bp = TC__INCLUSION_PROOF__INIT;
+    Tc__InclusionProof rp = TC__INCLUSION_PROOF__INIT;
+    uint8_t *buf;
+    size_t len;
+
+    proof_set(&lp, loc->log_index, h->log_size, p->log_path, p->n_log,
+              p->log_pb);
+    proof_set(&bp, loc->index, h->n_txs, p->tx_path, p->n_tx, p->tx_pb);
+    proof_set(&rp, loc->index, h->n_txs, p->res_path, p->n_res, p->res_pb);
+    r.signed_tx = b->txs[loc->index];
+    r.result = b->results[loc->index];
+    r.header = b->header;
+    r.cert = cert;
+    r.log_proof = &lp;
+    r.block_proof = &bp;
+    r.result_proof = &rp;
+    len = tc__receipt__get_packed_size(&r);
+    buf = malloc(len);
+    if (buf == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    tc__receipt__pack(&r, buf);
+    *out = tc__receipt__unpack(NULL, len, buf);
+    free(buf);
+    if (*out == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    return LG_OK;
+}
+
+/* A certificate stored ahead of its block (a lagging node) is for the
+ * block the quorum agreed on; if ours differs, this replica diverged. */
+static int receipt_cert_matches(struct ledger *l, const Tc__Block *b,
+                                const Tc__Certificate *cert)
+{
+    uint8_t hash[32];
+
+    crypto_sha256(b->header.data, b->header.len, hash);
+    if (cert->block_hash.len != 32 ||
+        memcmp(cert->block_hash.data, hash, 32) != 0)
+        return seterr(l, LG_ECORRUPT,
+                      "the certificate of block %llu is for another block: "
+                      "this replica diverged; %s",
+                      (unsigned long long)cert->height, repair_hint);
+    return LG_OK;
+}
+
+int ledger_receipt(struct ledger *l, const uint8_t tx_id[32], Tc__Receipt **out)
+{
+    struct ledger_tx_loc loc;
+    struct receipt_parts *p = NULL;
+    Tc__Certificate *cert = NULL;
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    int rv;
+
+    *out = NULL;
+    rv = ledger_find_tx(l, tx_id, &loc);
+    if (rv != LG_OK)
+        return rv;
+    rv = ledger_get_cert(l, loc.height, &cert);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, LG_ENOTREADY,
+                      "block %llu is not certified yet: ask again shortly",
+                      (unsigned long long)loc.height);
+    if (rv != LG_OK)
+        return rv;
+    rv = block_load(l, loc.height, &b, &h);
+    if (rv == LG_OK && (loc.index >= b->n_txs || b->n_results != b->n_txs))
+        rv = seterr(l, LG_ECORRUPT, "the tx index disagrees with block %llu",
+                    (unsigned long long)loc.height);
+    if (rv == LG_OK)
+        rv = receipt_cert_matches(l, b, cert);
+    if (rv == LG_OK && (p = malloc(sizeof(*p))) == NULL)
+        rv = seterr(l, LG_ENOMEM, "out of memory");
+    if (rv == LG_OK)
+        rv = ledger_inclusion(l, loc.log_index, h->log_size, p->log_path,
+                              &p->n_log);
+    if (rv == LG_OK)
+        rv = receipt_block_proofs(l, b, loc.index, p->tx_path, &p->n_tx,
+                                  p->res_path, &p->n_res);
+    if (rv == LG_OK)
+        rv = receipt_pack(l, b, h, &loc, cert, p, out);
+    free(p);
+    tc__certificate__free_unpacked(cert, NULL);
+    return rv;
+}
+
+void ledger_entry_clear(Tc__LedgerEntry *e)
+{
+    free(e->tx_id.data);
+    free(e->signed_tx.data);
+    free(e->result.data);
+    if (e->signer_name != protobuf_c_empty_string)
+        free(e->signer_name);
+    tc__ledger_entry__init(e);
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+
+    if (d != NULL && n > 0)
+        memcpy(d, p, n);
+    return d;
+}
+
+/* The genesis name of the tx's signer, "" when unknown or undecodable. */
+static const char *signer_name(const struct ledger *l,
+                               const ProtobufCBinaryData *signed_tx, char *buf,
+                               size_t buf_len)
+{
+    Tc__SignedTx *st;
+    Tc__Tx *tx = NULL;
+
+    buf[0] = '\0';
+    st = tc__signed_tx__unpack(NULL, signed_tx->len, signed_tx->data);
+    if (st != NULL)
+        tx = tc__tx__unpack(NULL, st->body.len, st->body.data);
+    if (tx != NULL && tx->signer.len == 32) {
+        const struct genesis_member *m =
+            genesis_member_by_key(l->g, tx->signer.data);
+
+        if (m != NULL)
+            snprintf(buf, buf_len, "%s", m->name);
+    }
+    tc__tx__free_unpacked(tx, NULL);
+    tc__signed_tx__free_unpacked(st, NULL);
+    return buf;
+}
+
+int ledger_entry(struct ledger *l, uint64_t log_index, Tc__LedgerEntry *out)
+{
+    unsigned char key[KEY_MAX], *v = NULL;
+    char name[GENESIS_NAME_MAX];
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    uint64_t height;
+    uint32_t index;
+    size_t vl = 0;
+    int rv;
+
+    tc__ledger_entry__init(out);
+    if (log_index >= l->log.size)
+        return seterr(l, LG_ENOTFOUND, "the log holds %llu txs, no tx %llu",
+                      (unsigned long long)l->log.size,
+                      (unsigned long long)log_index);
+    rv = store_get(l->store, key, key_leaf(key, log_index), &v, &vl);
+    if (rv != LG_OK || vl != LEAF_VALUE) {
+        free(v);
+        return seterr(l, rv == LG_OK ? LG_ECORRUPT : rv,
+                      "log leaf %llu is unreadable",
+                      (unsigned long long)log_index);
+    }
+    height = store_get_be64(v + 32);
+    index = get_be32(v + 40);
+    free(v);
+    rv = block_load(l, height, &b, &h);
+    if (rv != LG_OK)
+        return rv;
+    if (index >= b->n_txs || b->n_results != b->n_txs)
+        return seterr(l, LG_ECORRUPT,
+                      "log leaf %llu points outside block "
+                      "%llu",
+                      (unsigned long long)log_index,
+                      (unsigned long long)height);
+    out->height = height;
+    out->time_ms = h->timestamp_ms;
+    out->log_index = log_index;
+    out->tx_id.data = malloc(32);
+    out->signed_tx.data = dup_bytes(b->txs[index].data, b->txs[index].len);
+    out->result.data = dup_bytes(b->results[index].data, b->results[index].len);
+    out->signer_name =
+        strdup(signer_name(l, &b->txs[index], name, sizeof(name)));
+    if (out->tx_id.data == NULL || out->signed_tx.data == NULL ||
+        out->result.data == NULL || out->signer_name == NULL) {
+        ledger_entry_clear(out);
+        return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    crypto_sha256(b->txs[index].data, b->txs[index].len, out->tx_id.data);
+    out->tx_id.len = 32;
+    out->signed_tx.len = b->txs[index].len;
+    out->result.len = b->results[index].len;
+    return LG_OK;
+}
+
+/* ---- catch-up ----------------------------------------------------------- */
+
+/* Names the first header field where a and b differ. */
+static const char *header_diff(const uint8_t *a, size_t al, const uint8_t *b,
+                               size_t bl)
+{
+    Tc__BlockHeader *x = tc__block_header__unpack(NULL, al, a);
+    Tc__BlockHeader *y = tc__block_header__unpack(NULL, bl, b);
+    const char *what = "encoding";
+
+#define BIN_NE(f) \
+    (x->f.len != y->f.len || memcmp(x->f.data, y->f.data, x->f.len) != 0)
+    if (x == NULL || y == NULL)
+        what = "encoding";
+    else if (x->view != y->view || x->timestamp_ms != y->timestamp_ms)
+        what = "view or time";
+    else if (x->n_txs != y->n_txs)
+        what = "n_txs";
+    else if (BIN_NE(tx_root))
+        what = "tx_root";
+    else if (BIN_NE(results_root))
+        what = "results_root (the registry decided a tx differently)";
+    else if (x->log_size != y->log_size || BIN_NE(log_root))
+        what = "log_size/log_root (the logs differ before this block)";
+    else if (BIN_NE(prev_hash) || BIN_NE(chain_id) || x->height != y->height)
+        what = "chain link";
+#undef BIN_NE
+    tc__block_header__free_unpacked(x, NULL);
+    tc__block_header__free_unpacked(y, NULL);
+    return what;
+}
+
+/* A certified block at or below the tip: the same as ours, or a fork. */
+static int certified_old(struct ledger *l, const Tc__Block *b,
+                         const Tc__BlockHeader *h, const Tc__Certificate *cert)
+{
+    uint8_t hash[32], ours[32];
+    char why[200];
+    int rv;
+
+    crypto_sha256(b->header.data, b->header.len, hash);
+    if (!verify_certificate(l->g, h->height, hash, cert, why, sizeof(why)))
+        return seterr(l, LG_EBADMSG, "fetched block %llu: %s",
+                      (unsigned long long)h->height, why);
+    rv = ledger_block_hash(l, h->height, ours);
+    if (rv != LG_OK)
+        return rv;
+    if (memcmp(hash, ours, 32) != 0)
+        return seterr(l, LG_ECORRUPT,
+                      "block %llu here differs from the certified block: "
+                      "this replica diverged; %s",
+                      (unsigned long long)h->height, repair_hint);
+    return seterr(l, LG_EEXIST, "block %llu is already applied",
+                  (unsigned long long)h->height);
+}
+
+/* Re-executes the verified block b and commits it with its certificate
+ * when the recomputed header is byte-identical to the certified one. */
+static int certified_apply(struct ledger *l, const Tc__Block *b,
+                           const Tc__BlockHeader *h,
+                           const Tc__Certificate *cert)
+{
+    struct built bt;
+    uint8_t *cbytes;
+    size_t clen;
+    int rv;
+
+    rv = ledger_build(l, h->height, h->view, h->timestamp_ms,
+                      (uint32_t)b->n_txs, b->txs, &bt);
+    if (rv != LG_OK)
+        return rv;
+    if (bt.header_len != b->header.len ||
+        memcmp(bt.header, b->header.data, bt.header_len) != 0) {
+        rv = seterr(l, LG_ECORRUPT,
+                    "re-executing certified block %llu gives another header "
+                    "(%s differs): this replica's state diverged; %s",
+                    (unsigned long long)h->height,
+                    header_diff(bt.header, bt.header_len, b->header.data,
+                                b->header.len),
+                    repair_hint);
+        built_free(&bt);
+        return rv;
+    }
+    clen = tc__certificate__get_packed_size(cert);
+    cbytes = malloc(clen ? clen : 1);
+    if (cbytes == NULL) {
+        built_free(&bt);
+        return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    tc__certificate__pack(cert, cbytes);
+    cert_put(l, NULL, bt.txn, h->height, cbytes, clen);
+    free(cbytes);
+    rv = ledger_commit(l, &bt, h->height, true);
+    if (rv == LG_OK && h->height > l->tip.last_certified)
+        l->tip.last_certified = h->height;
+    return rv;
+}
+
+int ledger_apply_certified(struct ledger *l, const uint8_t *block_bytes,
+                           size_t len, const Tc__Certificate *cert)
+{
+    Tc__Block *b = NULL;
+    Tc__BlockHeader *h = NULL;
+    char why[200];
+    int rv;
+
+    if (l->reg == NULL)
+        return seterr(l, LG_EINVAL, "the ledger was opened read-only");
+    if (block_bytes == NULL || len == 0 || len > VERIFY_BLOCK_MAX)
+        return seterr(l, LG_EBADMSG, "the fetched block is empty or too big");
+    b = tc__block__unpack(NULL, len, block_bytes);
+    if (b != NULL)
+        h = tc__block_header__unpack(NULL, b->header.len, b->header.data);
+    if (h == NULL) {
+        rv = seterr(l, LG_EBADMSG, "the fetched block does not decode");
+    } else if (h->height <= l->tip.height) {
+        rv = certified_old(l, b, h, cert);
+    } else if (h->height > l->tip.height + 1) {
+        rv = seterr(l, LG_EINVAL,
+                    "fetched block %llu does not follow the tip %llu: fetch "
+                    "the blocks before it first",
+                    (unsigned long long)h->height,
+                    (unsigned long long)l->tip.height);
+    } else if (!verify_block(l->g, block_bytes, len, cert, l->tip.block_hash,
+                             l->tip.height + 1, NULL, why, sizeof(why))) {
+        rv = seterr(l, LG_EBADMSG, "fetched block %llu fails verification: %s",
+                    (unsigned long long)h->height, why);
+    } else {
+        rv = certified_apply(l, b, h, cert);
+    }
+    tc__block_header__free_unpacked(h, NULL);
+    tc__block__free_unpacked(b, NULL);
+    return rv;
+}
+
+/* ---- rebuild (the operator's --repair) ---------------------------------- */
+
+/* Deletes every key under prefix, in bounded batches. */
+static int delete_prefix(struct store *s, const char *prefix)
+{
+    for (;;) {
+        struct store_iter *it =
+            store_iter_new(s, prefix, strlen(prefix), NULL, 0);
+        struct store_batch *b = store_batch_new();
+        const unsigned char *k, *v;
+        size_t kl, vl, n = 0;
+        int rv;
+
+        if (it == NULL || b == NULL) {
+            store_iter_free(it);
+            store_batch_free(b);
+            return LG_ENOMEM;
+        }
+        while (n < 4096 && store_iter_next(it, &k, &kl, &v, &vl)) {
+            store_batch_delete(b, k, kl);
+            n++;
+        }
+        store_iter_free(it);
+        rv = n > 0 ? store_write(s, b, false) : LG_OK;
+        store_batch_free(b);
+        if (rv != LG_OK || n == 0)
+            return rv;
+    }
+}
+
+/* The store is this chain's: by "m/chain", else by block 1's header. */
+static int rebuild_check_chain(struct ledger *l)
+{
+    unsigned char *v = NULL;
+    size_t vl = 0;
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    int rv;
+
+    rv = store_get(l->store, key_chain, strlen(key_chain), &v, &vl);
+    if (rv == LG_OK) {
+        rv = open_existing_chain(l, v, vl);
+        free(v);
+        return rv;
+    }
+    if (rv != LG_ENOTFOUND)
+        return seterr(l, rv, "reading the chain id failed");
+    rv = block_load(l, 1, &b, &h);
+    if (rv == LG_ENOTFOUND)
+        return LG_OK;
+    if (rv == LG_OK && (h->chain_id.len != 32 ||
+                        memcmp(h->chain_id.data, l->g->chain_id, 32) != 0))
+        rv = seterr(l, LG_ECHAIN,
+                    "block 1 in the data directory is of another chain than "
+                    "the genesis");
+    return rv;
+}
+
+/* Re-executes stored block `height` on top of the tip; LG_ENOTFOUND when
+ * it is missing, LG_ECORRUPT when it does not reproduce. */
+static int rebuild_one(struct ledger *l, uint64_t height)
+{
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    struct built bt;
+    int rv;
+
+    rv = block_load(l, height, &b, &h);
+    if (rv != LG_OK)
+        return rv;
+    if (b->n_results != b->n_txs)
+        return seterr(l, LG_ECORRUPT, "stored block %llu is malformed",
+                      (unsigned long long)height);
+    rv = ledger_build(l, height, h->view, h->timestamp_ms, (uint32_t)b->n_txs,
+                      b->txs, &bt);
+    if (rv != LG_OK)
+        return rv;
+    if (bt.header_len != b->header.len ||
+        memcmp(bt.header, b->header.data, bt.header_len) != 0) {
+        built_free(&bt);
+        return seterr(l, LG_ECORRUPT, "stored block %llu does not reproduce",
+                      (unsigned long long)height);
+    }
+    /* Unsynced: the final tip write below is synced. */
+    return ledger_commit(l, &bt, height, false);
+}
+
+static int rebuild_run(struct ledger *l, uint64_t *height)
+{
+    static const char *const derived[] = {"m/tip", "t/", "l/",
+                                          "n/",    "r/", "x/"};
+    unsigned char tip[TIP_FIXED + 32 * MERKLE_MAX_PATH];
+    struct store_batch *b;
+    int rv;
+
+    rv = rebuild_check_chain(l);
+    for (size_t i = 0; rv == LG_OK && i < sizeof(derived) / sizeof(*derived);
+         i++)
+        rv = delete_prefix(l->store, derived[i]);
+    if (rv == LG_OK)
+        rv = write_genesis_tip(l);
+    /* Blocks past a gap or past one that does not reproduce stay on disk
+     * unused: catch-up overwrites them with certified ones. */
+    while (rv == LG_OK && l->tip.height < UINT64_MAX - 1) {
+        rv = rebuild_one(l, l->tip.height + 1);
+        if (rv == LG_ENOTFOUND || rv == LG_ECORRUPT) {
+            rv = LG_OK;
+            break;
+        }
+    }
+    if (rv != LG_OK)
+        return rv;
+    b = store_batch_new();
+    if (b == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    store_batch_put(b, key_tip, strlen(key_tip), tip,
+                    tip_encode(&l->tip, &l->log, tip));
+    rv = store_write(l->store, b, true);
+    store_batch_free(b);
+    *height = l->tip.height;
+    return rv;
+}
+
+int ledger_rebuild(struct store *s, const struct genesis *g,
+                   struct registry *reg, uint64_t *height, char *err,
+                   size_t err_len)
+{
+    struct ledger *l;
+    int rv;
+
+    LG_ASSERT(s != NULL && g != NULL && reg != NULL && height != NULL);
+    *height = 0;
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return LG_ENOMEM;
+    l->store = s;
+    l->g = g;
+    l->reg = reg;
+    rv = rebuild_run(l, height);
+    if (rv != LG_OK && err != NULL && err_len > 0)
+        snprintf(err, err_len, "%s",
+                 l->errmsg[0] ? l->errmsg : lg_strerror(rv));
+    ledger_close(l);
+    return rv;
+}

@@ -1,0 +1,389 @@
+/*
+ * net.c - replica links: PULL listener, one PUSH dialer per peer, frames
+ * sealed with crypto_box under pairwise keys derived from genesis keys.
+ */
+#include "net.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <string.h>
+
+_Static_assert(NET_MAC_BYTES == crypto_box_MACBYTES, "box mac size");
+_Static_assert(NET_HDR_BYTES == 4 + crypto_box_NONCEBYTES, "box nonce size");
+_Static_assert(crypto_box_BEFORENMBYTES == 32, "pairwise key size");
+
+#define NET_THROTTLE_LOG_MS 1000u
+
+struct net_peer {
+    struct net *net;
+    uint32_t id;
+    nng_socket push;
+    bool open;
+    atomic_int pipes;       /* connected outgoing pipes */
+    uint8_t *key;           /* 32 bytes in n->keys (sodium_malloc) */
+    /* token bucket, touched only by the single receive callback */
+    double tokens;
+    unsigned long long refill_ms;
+    unsigned long long throttle_logged_ms;
+    uint64_t throttled_since_log;
+};
+
+struct net {
+    uint32_t self, n;
+    uint32_t recv_max;
+    double rate, burst;
+    net_recv_fn recv;
+    void *arg;
+    nng_socket pull;
+    bool pull_open;
+    nng_aio *rx;
+    uint8_t *keys; /* n * 32, sodium_malloc, read-only after open */
+    struct net_peer peers[NET_MAX_PEERS];
+    atomic_uint_fast64_t frames_in, frames_out, bytes_in, bytes_out,
+        dropped_bad, dropped_throttled, dropped_full;
+    unsigned long long bad_logged_ms;
+};
+
+/* ---- frames --------------------------------------------------------------- */
+
+int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
+                 uint8_t key[32])
+{
+    uint8_t xsk[crypto_scalarmult_curve25519_BYTES];
+    uint8_t xpk[crypto_scalarmult_curve25519_BYTES];
+    int rv = LG_OK;
+    if (crypto_sign_ed25519_sk_to_curve25519(xsk, my_sk) != 0 ||
+        crypto_sign_ed25519_pk_to_curve25519(xpk, their_pk) != 0 ||
+        crypto_box_beforenm(key, xpk, xsk) != 0)
+        rv = LG_EBADSIG;
+    sodium_memzero(xsk, sizeof(xsk));
+    return rv;
+}
+
+void net_frame_seal(const uint8_t key[32], uint32_t sender, const uint8_t *pt,
+                    size_t len, uint8_t *out)
+{
+    out[0] = (uint8_t)(sender >> 24);
+    out[1] = (uint8_t)(sender >> 16);
+    out[2] = (uint8_t)(sender >> 8);
+    out[3] = (uint8_t)sender;
+    randombytes_buf(out + 4, crypto_box_NONCEBYTES);
+    crypto_box_easy_afternm(out + NET_HDR_BYTES, pt, len, out + 4, key);
+}
+
+int net_frame_sender(const uint8_t *frame, size_t len, uint32_t *sender)
+{
+    if (len < NET_OVERHEAD)
+        return LG_EBADMSG;
+    *sender = ((uint32_t)frame[0] << 24) | ((uint32_t)frame[1] << 16) |
+              ((uint32_t)frame[2] << 8) | (uint32_t)frame[3];
+    return LG_OK;
+}
+
+int net_frame_open(const uint8_t key[32], const uint8_t *frame, size_t len,
+                   uint8_t *pt)
+{
+    if (len < NET_OVERHEAD)
+        return LG_EBADMSG;
+    if (crypto_box_open_easy_afternm(pt, frame + NET_HDR_BYTES,
+                                     len - NET_HDR_BYTES, frame + 4,
+                                     key) != 0)
+        return LG_EBADMSG;
+    return LG_OK;
+}
+
+/* ---- receive -------------------------------------------------------------- */
+
+static void net_drop_bad(struct net *n, const char *why, size_t len)
+{
+    atomic_fetch_add(&n->dropped_bad, 1);
+    unsigned long long now = lg_mono_ms();
+    if (now - n->bad_logged_ms >= NET_THROTTLE_LOG_MS) {
+        n->bad_logged_ms = now;
+        lg_log(LG_WARN, "peer_frame_dropped", "reason=%s bytes=%zu total=%llu",
+               why, len, (unsigned long long)atomic_load(&n->dropped_bad));
+    }
+}
+
+/* True when the sender may send one more frame now. */
+static bool net_bucket_take(struct net *n, struct net_peer *p)
+{
+    unsigned long long now = lg_mono_ms();
+    if (now > p->refill_ms) {
+        p->tokens += (double)(now - p->refill_ms) * n->rate / 1000.0;
+        if (p->tokens > n->burst)
+            p->tokens = n->burst;
+        p->refill_ms = now;
+    }
+    if (p->tokens >= 1.0) {
+        p->tokens -= 1.0;
+        return true;
+    }
+    p->throttled_since_log++;
+    atomic_fetch_add(&n->dropped_throttled, 1);
+    if (now - p->throttle_logged_ms >= NET_THROTTLE_LOG_MS) {
+        lg_log(LG_WARN, "peer_throttled", "peer=%u dropped=%llu rate=%.0f/s",
+               p->id, (unsigned long long)p->throttled_since_log, n->rate);
+        p->throttle_logged_ms = now;
+        p->throttled_since_log = 0;
+    }
+    return false;
+}
+
+static void net_handle_frame(struct net *n, const uint8_t *frame, size_t len)
+{
+    uint32_t from;
+    if (net_frame_sender(frame, len, &from) != LG_OK) {
+        net_drop_bad(n, "short", len);
+        return;
+    }
+    if (from >= n->n || from == n->self) {
+        net_drop_bad(n, "unknown-sender", len);
+        return;
+    }
+    struct net_peer *p = &n->peers[from];
+    if (!net_bucket_take(n, p))
+        return;
+    size_t pt_len = len - NET_OVERHEAD;
+    uint8_t *pt = malloc(pt_len > 0 ? pt_len : 1);
+    if (pt == NULL) {
+        net_drop_bad(n, "no-memory", len);
+        return;
+    }
+    if (net_frame_open(p->key, frame, len, pt) != LG_OK) {
+        free(pt);
+        net_drop_bad(n, "not-authentic", len);
+        return;
+    }
+    atomic_fetch_add(&n->frames_in, 1);
+    atomic_fetch_add(&n->bytes_in, len);
+    n->recv(n->arg, from, pt, pt_len);
+}
+
+static void net_rx_cb(void *arg)
+{
+    struct net *n = arg;
+    int rv = nng_aio_result(n->rx);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (rv == 0) {
+        nng_msg *m = nng_aio_get_msg(n->rx);
+        net_handle_frame(n, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+    } else {
+        net_drop_bad(n, nng_strerror(rv), 0);
+    }
+    nng_recv_aio(n->pull, n->rx);
+}
+
+/* ---- links ---------------------------------------------------------------- */
+
+static void net_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    struct net_peer *p = arg;
+    (void)pipe;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        if (atomic_fetch_add(&p->pipes, 1) == 0)
+            lg_log(LG_INFO, "peer_connected", "peer=%u", p->id);
+    } else if (ev == NNG_PIPE_EV_REM_POST) {
+        if (atomic_fetch_sub(&p->pipes, 1) == 1)
+            lg_log(LG_INFO, "peer_disconnected", "peer=%u", p->id);
+    }
+}
+
+static int net_dial_peer(struct net *n, struct net_peer *p, const char *url,
+                         uint32_t sendbuf, char *err, size_t err_len)
+{
+    int rv = nng_push0_open(&p->push);
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot open a link to replica %u: %s.", p->id,
+                 nng_strerror(rv));
+        return LG_ENET;
+    }
+    p->open = true;
+    (void)nng_socket_set_int(p->push, NNG_OPT_SENDBUF,
+                             (int)(sendbuf > 8192 ? 8192 : sendbuf));
+    (void)nng_socket_set_ms(p->push, NNG_OPT_RECONNMINT, 100);
+    (void)nng_socket_set_ms(p->push, NNG_OPT_RECONNMAXT, 2000);
+    (void)nng_socket_set_size(p->push, NNG_OPT_RECVMAXSZ, 1024);
+    nng_pipe_notify(p->push, NNG_PIPE_EV_ADD_POST, net_pipe_cb, p);
+    nng_pipe_notify(p->push, NNG_PIPE_EV_REM_POST, net_pipe_cb, p);
+    /* Non-blocking dial: NNG keeps retrying in the background. */
+    rv = nng_dial(p->push, url, NULL, NNG_FLAG_NONBLOCK);
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot dial replica %u at %s: %s.", p->id,
+                 url, nng_strerror(rv));
+        return LG_ENET;
+    }
+    (void)n;
+    return LG_OK;
+}
+
+static int net_listen(struct net *n, const char *url, char *err,
+                      size_t err_len)
+{
+    int rv = nng_pull0_open(&n->pull);
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot open the peer socket: %s.",
+                 nng_strerror(rv));
+        return LG_ENET;
+    }
+    n->pull_open = true;
+    /* NNG's default is unlimited: cap frames before they are read. */
+    (void)nng_socket_set_size(n->pull, NNG_OPT_RECVMAXSZ, n->recv_max);
+    (void)nng_socket_set_int(n->pull, NNG_OPT_RECVBUF, 1024);
+    rv = nng_listen(n->pull, url, NULL, 0);
+    if (rv != 0) {
+        snprintf(err, err_len, "cannot listen for peers on %s: %s.", url,
+                 nng_strerror(rv));
+        return LG_ENET;
+    }
+    rv = nng_aio_alloc(&n->rx, net_rx_cb, n);
+    if (rv != 0) {
+        snprintf(err, err_len, "out of memory for the peer socket.");
+        return LG_ENOMEM;
+    }
+    nng_recv_aio(n->pull, n->rx);
+    return LG_OK;
+}
+
+static int net_derive_keys(struct net *n, const struct net_params *p,
+                           char *err, size_t err_len)
+{
+    n->keys = sodium_malloc((size_t)p->n * 32u);
+    if (n->keys == NULL) {
+        snprintf(err, err_len, "out of memory for link keys.");
+        return LG_ENOMEM;
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct net_peer *peer = &n->peers[i];
+        peer->net = n;
+        peer->id = i;
+        peer->key = n->keys + (size_t)i * 32u;
+        peer->tokens = n->burst;
+        peer->refill_ms = lg_mono_ms();
+        atomic_init(&peer->pipes, 0);
+        if (i == p->self) {
+            memset(peer->key, 0, 32);
+            continue;
+        }
+        if (net_pair_key(p->sk, p->pks[i], peer->key) != LG_OK) {
+            snprintf(err, err_len,
+                     "replica %u's public key in genesis is not a usable "
+                     "Ed25519 key.",
+                     i);
+            return LG_ECONFIG;
+        }
+    }
+    sodium_mprotect_readonly(n->keys);
+    return LG_OK;
+}
+
+int net_open(const struct net_params *p, struct net **out, char *err,
+             size_t err_len)
+{
+    if (p->n < 1 || p->n > NET_MAX_PEERS || p->self >= p->n) {
+        snprintf(err, err_len, "bad replica count or id.");
+        return LG_EINVAL;
+    }
+    struct net *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        snprintf(err, err_len, "out of memory.");
+        return LG_ENOMEM;
+    }
+    n->self = p->self;
+    n->n = p->n;
+    n->recv_max = p->recv_max_bytes;
+    n->rate = p->msgs_per_s;
+    n->burst = p->burst;
+    n->recv = p->recv;
+    n->arg = p->arg;
+    int rv = net_derive_keys(n, p, err, err_len);
+    if (rv == LG_OK)
+        rv = net_listen(n, p->listen_url, err, err_len);
+    for (uint32_t i = 0; rv == LG_OK && i < p->n; i++) {
+        if (i != p->self)
+            rv = net_dial_peer(n, &n->peers[i], p->peer_urls[i], p->sendbuf,
+                               err, err_len);
+    }
+    if (rv != LG_OK) {
+        net_close(n);
+        return rv;
+    }
+    *out = n;
+    return LG_OK;
+}
+
+void net_close(struct net *n)
+{
+    if (n == NULL)
+        return;
+    if (n->rx != NULL)
+        nng_aio_stop(n->rx);
+    if (n->pull_open)
+        nng_close(n->pull);
+    for (uint32_t i = 0; i < n->n; i++) {
+        if (n->peers[i].open)
+            nng_close(n->peers[i].push);
+    }
+    nng_aio_free(n->rx);
+    sodium_free(n->keys);
+    free(n);
+}
+
+/* ---- send ----------------------------------------------------------------- */
+
+int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
+{
+    if (to >= n->n || to == n->self || !n->peers[to].open)
+        return LG_EINVAL;
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len + NET_OVERHEAD) != 0)
+        return LG_ENOMEM;
+    net_frame_seal(n->peers[to].key, n->self, data, len, nng_msg_body(m));
+    if (nng_sendmsg(n->peers[to].push, m, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(m); /* ownership moves only on success */
+        atomic_fetch_add(&n->dropped_full, 1);
+        return LG_EBUSY;
+    }
+    atomic_fetch_add(&n->frames_out, 1);
+    atomic_fetch_add(&n->bytes_out, len + NET_OVERHEAD);
+    return LG_OK;
+}
+
+void net_broadcast(struct net *n, const uint8_t *data, size_t len)
+{
+    for (uint32_t i = 0; i < n->n; i++) {
+        if (i != n->self)
+            (void)net_send(n, i, data, len);
+    }
+}
+
+bool net_peer_connected(struct net *n, uint32_t id)
+{
+    if (id >= n->n)
+        return false;
+    if (id == n->self)
+        return true;
+    return atomic_load(&n->peers[id].pipes) > 0;
+}
+
+void net_get_stats(struct net *n, struct net_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->frames_in = atomic_load(&n->frames_in);
+    st->frames_out = atomic_load(&n->frames_out);
+    st->bytes_in = atomic_load(&n->bytes_in);
+    st->bytes_out = atomic_load(&n->bytes_out);
+    st->dropped_bad_frame = atomic_load(&n->dropped_bad);
+    st->dropped_throttled = atomic_load(&n->dropped_throttled);
+    st->dropped_send_full = atomic_load(&n->dropped_full);
+    for (uint32_t i = 0; i < n->n; i++) {
+        if (i != n->self && atomic_load(&n->peers[i].pipes) > 0)
+            st->peers_connected++;
+    }
+}

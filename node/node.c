@@ -1,0 +1,729 @@
+/*
+ * node.c - the event loop that drives the consensus core (see node.h).
+ *
+ * Threads: NNG threads only decrypt peer frames and decode client
+ * envelopes, then push into the bounded input queue; everything that
+ * touches the core, the ledger or the store runs on the loop thread.
+ */
+#include "node.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "codec.h"
+#include "crypto.h"
+#include "genesis.h"
+#include "http.h"
+#include "ledger.h"
+#include "net.h"
+#include "node_int.h"
+#include "pbft.h"
+#include "peer.pb-c.h"
+#include "registry.h"
+#include "store.h"
+#include "tx.h"
+
+#define NODE_DRAIN_MAX        256   /* inputs handled per loop turn */
+#define NODE_IDLE_WAIT_MS     100   /* housekeeping at least this often */
+#define NODE_EXEC_Q           4096
+#define NODE_OUTBOX_MAX       4096  /* frames per group commit, at most */
+
+/* ---- the input queue ------------------------------------------------------ */
+
+static bool node_queue_push(struct node *n, const struct node_input *in,
+                            bool force)
+{
+    bool ok = false;
+    pthread_mutex_lock(&n->q_mu);
+    if (n->q_len < n->q_cap || (force && n->q_len < n->q_cap + 1)) {
+        n->q[(n->q_head + n->q_len) % (n->q_cap + 1)] = *in;
+        n->q_len++;
+        ok = true;
+        pthread_cond_signal(&n->q_cv);
+    }
+    pthread_mutex_unlock(&n->q_mu);
+    return ok;
+}
+
+/* Pops up to max inputs, waiting until one arrives or deadline_ms (wall
+ * clock) passes. */
+static size_t node_queue_pop(struct node *n, struct node_input *out,
+                             size_t max, uint64_t wait_ms)
+{
+    pthread_mutex_lock(&n->q_mu);
+    if (n->q_len == 0 && wait_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (wait_ms % 1000) * 1000000u;
+        ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&n->q_cv, &n->q_mu, &ts);
+    }
+    size_t k = 0;
+    while (k < max && n->q_len > 0) {
+        out[k++] = n->q[n->q_head];
+        n->q_head = (n->q_head + 1) % (n->q_cap + 1);
+        n->q_len--;
+    }
+    pthread_mutex_unlock(&n->q_mu);
+    return k;
+}
+
+static void node_input_free(struct node_input *in)
+{
+    free(in->data);
+    if (in->req != NULL)
+        tc__client_request__free_unpacked(in->req, NULL);
+    if (in->call != NULL)
+        api_reply_error(in->call, TC__REPLY_CODE__REPLY_NOT_READY,
+                        "The node is shutting down.");
+}
+
+/* Runs on an NNG thread. */
+static void node_peer_recv(void *arg, uint32_t from, uint8_t *data,
+                           size_t len)
+{
+    struct node *n = arg;
+    struct node_input in = {.type = NODE_IN_PEER, .from = from,
+                            .data = data, .len = len};
+    if (!node_queue_push(n, &in, false)) {
+        free(data);
+        atomic_fetch_add(&n->dropped_queue_full, 1);
+    }
+}
+
+/* Runs on an NNG thread. */
+static void node_client_request(void *arg, struct api_call *call,
+                                Tc__ClientRequest *req)
+{
+    struct node *n = arg;
+    struct node_input in = {.type = NODE_IN_CLIENT, .call = call, .req = req};
+    if (!node_queue_push(n, &in, false)) {
+        tc__client_request__free_unpacked(req, NULL);
+        atomic_fetch_add(&n->dropped_queue_full, 1);
+        api_reply_error(call, TC__REPLY_CODE__REPLY_BUSY,
+                        "The node's input queue is full; retry later.");
+    }
+}
+
+void node_stop(struct node *n)
+{
+    struct node_input in = {.type = NODE_IN_STOP};
+    atomic_store(&n->stopping, true);
+    (void)node_queue_push(n, &in, true);
+}
+
+/* ---- driving the core ----------------------------------------------------- */
+
+/* Writes the core's records without syncing: node_flush syncs once for
+ * everything written in this loop turn before any message leaves. */
+static int node_persist(struct node *n, const struct pbft_ready *r)
+{
+    if (r->n_persist == 0)
+        return LG_OK;
+    struct store_batch *b = store_batch_new();
+    if (b == NULL)
+        return LG_ENOMEM;
+    int rv = LG_OK;
+    for (uint32_t i = 0; rv == LG_OK && i < r->n_persist; i++) {
+        const struct pbft_record *rec = &r->persist[i];
+        if (rec->type == PBFT_REC_GC) {
+            rv = node_store_gc(n, b, rec->seq);
+            continue;
+        }
+        uint8_t key[CODEC_RECORD_KEY_SIZE];
+        size_t klen;
+        uint8_t *val = NULL;
+        size_t vlen = 0;
+        rv = codec_record_key(rec, key, &klen);
+        if (rv == LG_OK)
+            rv = codec_encode_record(rec, &val, &vlen);
+        if (rv == LG_OK)
+            store_batch_put(b, key, klen, val, vlen);
+        free(val);
+    }
+    if (rv == LG_OK)
+        rv = store_write(n->store, b, false);
+    if (rv == LG_OK)
+        n->unsynced = true;
+    store_batch_free(b);
+    return rv;
+}
+
+int node_flush(struct node *n)
+{
+    if (n->unsynced) {
+        /* A synced LevelDB write syncs its log, and with it every earlier
+         * unsynced write: one fsync covers the whole turn. */
+        struct store_batch *b = store_batch_new();
+        int rv = b ? store_write(n->store, b, true) : LG_ENOMEM;
+        store_batch_free(b);
+        if (rv != LG_OK) {
+            lg_log(LG_ERROR, "persist_failed", "err=\"%s\"", lg_strerror(rv));
+            n->fatal = rv;
+            return rv;
+        }
+        n->unsynced = false;
+        n->group_syncs++;
+    }
+    for (size_t i = 0; i < n->n_out; i++) {
+        struct node_out *o = &n->outbox[i];
+        if (o->to == PBFT_BROADCAST)
+            net_broadcast(n->net, o->buf, o->len);
+        else
+            (void)net_send(n->net, o->to, o->buf, o->len);
+        free(o->buf);
+    }
+    n->n_out = 0;
+    return LG_OK;
+}
+
+static void node_send(struct node *n, const struct pbft_send *s)
+{
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    if (codec_encode_msg(s->msg, &body, &blen) != LG_OK) {
+        lg_log(LG_ERROR, "encode_failed", "type=%d", (int)s->msg->type);
+        return;
+    }
+    Tc__PeerFrame f;
+    tc__peer_frame__init(&f);
+    f.body_case = TC__PEER_FRAME__BODY_CONSENSUS;
+    f.consensus.data = body;
+    f.consensus.len = blen;
+    node_send_frame(n, s->to, &f);
+    free(body);
+}
+
+void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
+{
+    if (to == n->self)
+        return;
+    if (n->n_out == n->out_cap && node_flush(n) != LG_OK)
+        return;
+    size_t len = tc__peer_frame__get_packed_size(f);
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    if (buf == NULL)
+        return;
+    tc__peer_frame__pack(f, buf);
+    n->outbox[n->n_out++] = (struct node_out){.to = to, .buf = buf,
+                                              .len = len};
+}
+
+static int node_execute(struct node *n, const struct pbft_execute *ex)
+{
+    uint8_t hash[32];
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    int rv;
+    if (ex->seq <= tip.height) {
+        /* State transfer already installed this block. */
+        rv = ledger_block_hash(n->ledger, ex->seq, hash);
+    } else {
+        rv = ledger_apply(n->ledger, ex, hash);
+        if (rv == LG_OK)
+            n->unsynced = false; /* its synced write covered our records */
+    }
+    if (rv != LG_OK) {
+        lg_log(LG_ERROR, "execute_failed", "seq=%llu err=\"%s\" why=\"%s\"",
+               (unsigned long long)ex->seq, lg_strerror(rv),
+               ledger_errmsg(n->ledger));
+        return rv;
+    }
+    n->commits_total++;
+    n->txs_total += ex->n_requests;
+    n->last_batch_size = ex->n_requests;
+    for (uint32_t i = 0; i < ex->n_requests; i++) {
+        uint8_t id[32];
+        tx_id(ex->requests[i].data, ex->requests[i].len, id);
+        node_waiters_executed(n, id, ex->seq);
+    }
+    if (n->exec_len >= NODE_EXEC_Q) {
+        lg_log(LG_ERROR, "exec_queue_full", "seq=%llu",
+               (unsigned long long)ex->seq);
+        return LG_ENOMEM;
+    }
+    struct node_exec *e = &n->exec_q[(n->exec_head + n->exec_len) %
+                                     NODE_EXEC_Q];
+    e->seq = ex->seq;
+    memcpy(e->digest, hash, 32);
+    n->exec_len++;
+    char hex[65];
+    lg_hex(hash, 32, hex);
+    lg_log(LG_DEBUG, "block_committed", "height=%llu view=%llu txs=%u hash=%s",
+           (unsigned long long)ex->seq, (unsigned long long)ex->view,
+           ex->n_requests, hex);
+    return LG_OK;
+}
+
+static int node_certified(struct node *n,
+                          const struct pbft_checkpoint_cert *c)
+{
+    int rv = ledger_put_cert(n->ledger, c);
+    if (rv == LG_OK)
+        n->unsynced = false;
+    if (rv == LG_ECORRUPT) {
+        lg_log(LG_ERROR, "diverged", "height=%llu why=\"%s\"",
+               (unsigned long long)c->seq, ledger_errmsg(n->ledger));
+        return rv;
+    }
+    if (rv != LG_OK && rv != LG_EINVAL) {
+        lg_log(LG_ERROR, "cert_store_failed", "height=%llu err=\"%s\"",
+               (unsigned long long)c->seq, lg_strerror(rv));
+        return rv;
+    }
+    node_waiters_certified(n);
+    return LG_OK;
+}
+
+/* Acts on one ready, advances, then feeds back every executed block (each
+ * may yield more work) until none is left. */
+static int node_handle_ready(struct node *n, const struct pbft_ready *r)
+{
+    for (uint32_t i = 0; i < r->n_trace; i++)
+        lg_log(LG_DEBUG, "pbft", "%s", r->trace[i].line);
+    /* Persist before send: a restart must not contradict what was said. */
+    int rv = node_persist(n, r);
+    if (rv != LG_OK) {
+        lg_log(LG_ERROR, "persist_failed", "err=\"%s\"", lg_strerror(rv));
+        return rv;
+    }
+    /* Queued, not sent: they leave after node_flush's synced write. */
+    for (uint32_t i = 0; i < r->n_msgs; i++)
+        node_send(n, &r->msgs[i]);
+    for (uint32_t i = 0; i < r->n_execute; i++) {
+        rv = node_execute(n, &r->execute[i]);
+        if (rv != LG_OK)
+            return rv;
+    }
+    for (uint32_t i = 0; i < r->n_certified; i++) {
+        rv = node_certified(n, &r->certified[i]);
+        if (rv != LG_OK)
+            return rv;
+    }
+    for (uint32_t i = 0; i < r->n_replies; i++)
+        node_waiters_retransmitted(n, &r->replies[i]);
+    if (r->fetch != NULL)
+        node_fetch_start(n, r->fetch->cert->seq, r->fetch->cert->digest);
+    return LG_OK;
+}
+
+int node_step(struct node *n, const struct pbft_event *ev)
+{
+    struct pbft_ready r;
+    memset(&r, 0, sizeof(r));
+    int prv = pbft_step(n->pbft, ev, &r);
+    if (prv != PBFT_OK)
+        lg_log(LG_DEBUG, "pbft_rejected", "event=%d err=\"%s\"",
+               (int)ev->type, pbft_strerror(prv));
+    return node_process(n, &r);
+}
+
+int node_process(struct node *n, struct pbft_ready *first)
+{
+    struct pbft_ready r;
+    int rv = node_handle_ready(n, first);
+    pbft_advance(n->pbft);
+    while (rv == LG_OK && n->exec_len > 0) {
+        struct node_exec e = n->exec_q[n->exec_head];
+        n->exec_head = (n->exec_head + 1) % NODE_EXEC_Q;
+        n->exec_len--;
+        struct pbft_event ex = {.type = PBFT_EV_EXECUTED,
+                                .now_ms = lg_now_ms()};
+        ex.u.executed.seq = e.seq;
+        memcpy(ex.u.executed.digest, e.digest, 32);
+        memset(&r, 0, sizeof(r));
+        (void)pbft_step(n->pbft, &ex, &r);
+        rv = node_handle_ready(n, &r);
+        pbft_advance(n->pbft);
+    }
+    if (rv != LG_OK)
+        n->fatal = rv;
+    return rv;
+}
+
+/* ---- peer input ------------------------------------------------------------ */
+
+static void node_peer_consensus(struct node *n, uint32_t from,
+                                const uint8_t *buf, size_t len)
+{
+    struct pbft_msg *m = NULL;
+    if (codec_decode_msg(buf, len, &n->limits, &m) != LG_OK) {
+        atomic_fetch_add(&n->dropped_undecodable, 1);
+        node_log_dropped(n, "undecodable", from);
+        return;
+    }
+    pbft_view view = 0;
+    pbft_seq seq = 0;
+    switch (m->type) {
+    case PBFT_MSG_PREPREPARE:
+        view = m->u.pp.hdr.view;
+        seq = m->u.pp.hdr.seq;
+        break;
+    case PBFT_MSG_PREPARE:
+    case PBFT_MSG_COMMIT:
+    case PBFT_MSG_CHECKPOINT:
+        view = m->u.vote.view;
+        seq = m->u.vote.seq;
+        break;
+    case PBFT_MSG_VIEW_CHANGE:
+        view = m->u.vc.new_view;
+        break;
+    case PBFT_MSG_NEW_VIEW:
+        view = m->u.nv.view;
+        break;
+    case PBFT_MSG_FETCH:
+        seq = m->u.fetch.seq;
+        break;
+    default:
+        break;
+    }
+    if (!pbft_wants(n->pbft, from, m->type, view, seq)) {
+        atomic_fetch_add(&n->dropped_unwanted, 1);
+        codec_msg_free(m);
+        return;
+    }
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE, .now_ms = lg_now_ms()};
+    ev.u.receive.from = from;
+    ev.u.receive.msg = m;
+    (void)node_step(n, &ev);
+    codec_msg_free(m);
+}
+
+static void node_peer_input(struct node *n, uint32_t from, const uint8_t *buf,
+                            size_t len)
+{
+    Tc__PeerFrame *f = tc__peer_frame__unpack(NULL, len, buf);
+    if (f == NULL) {
+        atomic_fetch_add(&n->dropped_undecodable, 1);
+        node_log_dropped(n, "undecodable-frame", from);
+        return;
+    }
+    switch (f->body_case) {
+    case TC__PEER_FRAME__BODY_CONSENSUS:
+        node_peer_consensus(n, from, f->consensus.data, f->consensus.len);
+        break;
+    case TC__PEER_FRAME__BODY_BLOCK_REQUEST:
+        node_fetch_serve(n, from, f->block_request);
+        break;
+    case TC__PEER_FRAME__BODY_BLOCK_CHUNK:
+        node_fetch_chunk(n, from, f->block_chunk);
+        break;
+    default:
+        atomic_fetch_add(&n->dropped_undecodable, 1);
+        node_log_dropped(n, "unknown-frame-type", from);
+        break;
+    }
+    tc__peer_frame__free_unpacked(f, NULL);
+}
+
+void node_log_dropped(struct node *n, const char *why, uint32_t from)
+{
+    unsigned long long now = lg_mono_ms();
+    if (now - n->drop_logged_ms < 1000)
+        return;
+    n->drop_logged_ms = now;
+    lg_log(LG_WARN, "peer_message_dropped",
+           "reason=%s peer=%u undecodable_total=%llu", why, from,
+           (unsigned long long)atomic_load(&n->dropped_undecodable));
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static void node_input(struct node *n, struct node_input *in)
+{
+    switch (in->type) {
+    case NODE_IN_PEER:
+        node_peer_input(n, in->from, in->data, in->len);
+        free(in->data);
+        break;
+    case NODE_IN_CLIENT:
+        node_client_handle(n, in->call, in->req);
+        tc__client_request__free_unpacked(in->req, NULL);
+        break;
+    case NODE_IN_STOP:
+        n->running = false;
+        break;
+    }
+}
+
+static void node_timers(struct node *n)
+{
+    uint64_t now = lg_now_ms();
+    if (now >= pbft_deadline_ms(n->pbft)) {
+        struct pbft_event ev = {.type = PBFT_EV_TIMEOUT, .now_ms = now};
+        (void)node_step(n, &ev);
+    }
+    node_waiters_expire(n, now);
+    node_fetch_tick(n, now);
+    node_metrics_update(n);
+}
+
+int node_run(struct node *n)
+{
+    struct node_input batch[NODE_DRAIN_MAX];
+    lg_log(LG_INFO, "node_running", "replica=%u n=%u", n->self,
+           n->genesis->n_replicas);
+    while (n->running && n->fatal == LG_OK) {
+        uint64_t now = lg_now_ms();
+        uint64_t deadline = pbft_deadline_ms(n->pbft);
+        uint64_t wait = deadline <= now ? 0 : deadline - now;
+        if (wait > NODE_IDLE_WAIT_MS)
+            wait = NODE_IDLE_WAIT_MS;
+        size_t k = node_queue_pop(n, batch, NODE_DRAIN_MAX, wait);
+        for (size_t i = 0; i < k; i++) {
+            if (n->running && n->fatal == LG_OK) {
+                node_input(n, &batch[i]);
+            } else {
+                node_input_free(&batch[i]);
+            }
+        }
+        node_timers(n);
+        (void)node_flush(n);
+    }
+    node_waiters_shutdown(n);
+    lg_log(n->fatal ? LG_ERROR : LG_INFO, "node_stopping", "err=\"%s\"",
+           lg_strerror(n->fatal));
+    return n->fatal;
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static int node_check_key(struct node *n, char *err, size_t err_len)
+{
+    const struct node_config *c = n->cfg;
+    if (c->replica_id >= n->genesis->n_replicas) {
+        snprintf(err, err_len,
+                 "replica_id %u in %s/config.json is not a replica of this "
+                 "genesis (it has %u).",
+                 c->replica_id, c->home, n->genesis->n_replicas);
+        return LG_ECONFIG;
+    }
+    const struct genesis_replica *r = &n->genesis->replicas[c->replica_id];
+    if (memcmp(r->public_key, n->key.public_key, 32) != 0) {
+        snprintf(err, err_len,
+                 "the key in %s is not replica %u's key in genesis: this "
+                 "home holds another node's key.",
+                 c->key_path, c->replica_id);
+        return LG_ECONFIG;
+    }
+    return LG_OK;
+}
+
+static int node_open_data(struct node *n, char *err, size_t err_len)
+{
+    const struct node_config *c = n->cfg;
+    int rv;
+    if (c->repair) {
+        rv = store_repair(c->data_dir, err, err_len);
+        if (rv != LG_OK)
+            return rv;
+        lg_log(LG_INFO, "repaired", "dir=%s", c->data_dir);
+    }
+    rv = store_open(c->data_dir, true, &n->store, err, err_len);
+    if (rv != LG_OK)
+        return rv;
+    rv = registry_new(n->genesis, &n->registry);
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "cannot set up the registry: %s.",
+                 lg_strerror(rv));
+        return rv;
+    }
+    char why[512];
+    rv = ledger_open(n->store, n->genesis, n->registry, &n->ledger, why,
+                     sizeof(why));
+    if (rv == LG_ECHAIN) {
+        snprintf(err, err_len,
+                 "the data directory %s belongs to another chain: %s",
+                 c->data_dir, why);
+    } else if (rv == LG_ECORRUPT) {
+        snprintf(err, err_len,
+                 "the data in %s is corrupt: %s (run trialchain-node --home "
+                 "%s --repair, or wipe %s and let the node rebuild from "
+                 "peers).",
+                 c->data_dir, why, c->home, c->data_dir);
+    } else if (rv != LG_OK) {
+        snprintf(err, err_len, "cannot open the ledger in %s: %s", c->data_dir,
+                 why);
+    }
+    return rv;
+}
+
+static int node_open_core(struct node *n, char *err, size_t err_len)
+{
+    struct pbft_config pc;
+    pbft_config_defaults(&pc);
+    genesis_pbft_config(n->genesis, &pc);
+    pc.self = n->self;
+    /* The chain id is the "hash of block 0" (ledger.h). */
+    memcpy(pc.genesis_digest, n->genesis->chain_id, 32);
+    memcpy(pc.chain_id, n->genesis->chain_id, 32);
+    pc.request_bytes_max = TX_BYTES_MAX;
+    for (uint32_t i = 0; i < n->genesis->n_replicas; i++)
+        memcpy(n->pks[i], n->genesis->replicas[i].public_key, 32);
+    n->cctx.sk = n->key.secret_key;
+    n->cctx.n = n->genesis->n_replicas;
+    n->cctx.pks = (const uint8_t(*)[32])n->pks;
+    n->cctx.chain_id = n->genesis->chain_id;
+    crypto_pbft_init(&pc.crypto, &n->cctx);
+    codec_limits_from_config(&pc, &n->limits);
+    if (n->limits.msg_bytes_max > n->cfg->limits.peer_recv_max_bytes)
+        n->limits.msg_bytes_max = n->cfg->limits.peer_recv_max_bytes;
+    const char *why = NULL;
+    n->pbft = pbft_new(&pc, &why);
+    if (n->pbft == NULL) {
+        snprintf(err, err_len, "cannot start consensus: %s.",
+                 why ? why : "bad parameters");
+        return LG_ECONFIG;
+    }
+    return node_restore(n, err, err_len);
+}
+
+static int node_open_io(struct node *n, char *err, size_t err_len)
+{
+    const struct node_config *c = n->cfg;
+    const struct genesis *g = n->genesis;
+    const char *urls[PBFT_MAX_REPLICAS];
+    for (uint32_t i = 0; i < g->n_replicas; i++)
+        urls[i] = g->replicas[i].peer_url;
+    struct net_params np = {
+        .self = n->self,
+        .n = g->n_replicas,
+        .sk = n->key.secret_key,
+        .pks = (const uint8_t(*)[32])n->pks,
+        .listen_url = c->peer_listen_url[0] ? c->peer_listen_url
+                                            : g->replicas[n->self].peer_url,
+        .peer_urls = urls,
+        .recv_max_bytes = c->limits.peer_recv_max_bytes,
+        .sendbuf = c->limits.peer_sendbuf,
+        .msgs_per_s = c->limits.peer_msgs_per_s,
+        .burst = c->limits.peer_burst,
+        .recv = node_peer_recv,
+        .arg = n,
+    };
+    int rv = net_open(&np, &n->net, err, err_len);
+    if (rv != LG_OK)
+        return rv;
+    struct api_params ap = {
+        .url = c->client_url,
+        .n_contexts = c->limits.api_contexts,
+        .recv_max_bytes = c->limits.client_recv_max_bytes,
+        .reqs_per_s = c->limits.client_reqs_per_s,
+        .handle = node_client_request,
+        .arg = n,
+    };
+    rv = api_open(&ap, &n->api, err, err_len);
+    if (rv != LG_OK)
+        return rv;
+    if (c->http_addr[0] != '\0')
+        rv = http_open(c->http_addr, node_http_render, n, &n->http, err,
+                       err_len);
+    return rv;
+}
+
+static int node_alloc(const struct node_config *cfg, struct node **out)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return LG_ENOMEM;
+    n->cfg = cfg;
+    n->self = cfg->replica_id;
+    n->running = true;
+    n->q_cap = cfg->limits.queue_max;
+    n->q = calloc((size_t)n->q_cap + 1, sizeof(*n->q));
+    n->exec_q = calloc(NODE_EXEC_Q, sizeof(*n->exec_q));
+    n->out_cap = NODE_OUTBOX_MAX;
+    n->outbox = calloc(n->out_cap, sizeof(*n->outbox));
+    n->genesis = calloc(1, sizeof(*n->genesis));
+    pthread_mutex_init(&n->q_mu, NULL);
+    pthread_cond_init(&n->q_cv, NULL);
+    pthread_mutex_init(&n->m_mu, NULL);
+    *out = n;
+    if (n->q == NULL || n->exec_q == NULL || n->genesis == NULL ||
+        n->outbox == NULL)
+        return LG_ENOMEM;
+    return node_waiters_init(n, cfg->limits.waiting_max);
+}
+
+int node_open(const struct node_config *cfg, struct node **out, char *err,
+              size_t err_len)
+{
+    struct node *n = NULL;
+    char why[512];
+    int rv = crypto_setup();
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "libsodium cannot start.");
+        return rv;
+    }
+    rv = node_alloc(cfg, &n);
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "out of memory.");
+        node_close(n);
+        return rv;
+    }
+    rv = genesis_load(cfg->genesis_path, n->genesis, why, sizeof(why));
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "cannot use %s: %s", cfg->genesis_path, why);
+        goto out_close;
+    }
+    rv = keyfile_load(cfg->key_path, &n->key, why, sizeof(why));
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "cannot use %s: %s", cfg->key_path, why);
+        goto out_close;
+    }
+    n->key_loaded = true;
+    rv = node_check_key(n, err, err_len);
+    if (rv == LG_OK)
+        rv = node_open_data(n, err, err_len);
+    if (rv == LG_OK)
+        rv = node_open_core(n, err, err_len);
+    if (rv == LG_OK)
+        rv = node_open_io(n, err, err_len);
+    if (rv == LG_OK)
+        rv = node_start(n, err, err_len);
+    if (rv != LG_OK)
+        goto out_close;
+    *out = n;
+    return LG_OK;
+out_close:
+    node_close(n);
+    return rv;
+}
+
+void node_close(struct node *n)
+{
+    if (n == NULL)
+        return;
+    /* Listeners first, so no callback pushes into a freed queue. */
+    http_close(n->http);
+    api_close(n->api);
+    net_close(n->net);
+    /* Calls and frames still queued: drop them (the api is gone). */
+    for (size_t i = 0; i < n->q_len; i++) {
+        struct node_input *in = &n->q[(n->q_head + i) % (n->q_cap + 1)];
+        free(in->data);
+        if (in->req != NULL)
+            tc__client_request__free_unpacked(in->req, NULL);
+    }
+    node_waiters_free(n);
+    pbft_free(n->pbft);
+    ledger_close(n->ledger);
+    registry_free(n->registry);
+    store_close(n->store);
+    if (n->key_loaded)
+        keyfile_free(&n->key);
+    genesis_free(n->genesis);
+    free(n->genesis);
+    free(n->q);
+    free(n->exec_q);
+    for (size_t i = 0; n->outbox != NULL && i < n->n_out; i++)
+        free(n->outbox[i].buf);
+    free(n->outbox);
+    pthread_mutex_destroy(&n->q_mu);
+    pthread_cond_destroy(&n->q_cv);
+    pthread_mutex_destroy(&n->m_mu);
+    free(n);
+}

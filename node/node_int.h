@@ -1,0 +1,188 @@
+/*
+ * node_int.h - the daemon's internals, shared by node.c (loop and core
+ * driving), node_client.c (client requests, commit waiters, queries),
+ * node_sync.c (restore, state transfer) and node_metrics.c (/metrics,
+ * /readyz). Everything here runs on the loop thread unless it says so.
+ */
+#ifndef NODE_INT_H
+#define NODE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "codec.h"
+#include "config.h"
+#include "crypto.h"
+#include "genesis.h"
+#include "http.h"
+#include "ledger.h"
+#include "net.h"
+#include "node.h"
+#include "pbft.h"
+#include "peer.pb-c.h"
+#include "registry.h"
+#include "store.h"
+
+enum node_in_type { NODE_IN_PEER = 1, NODE_IN_CLIENT, NODE_IN_STOP };
+
+struct node_input {
+    enum node_in_type type;
+    uint32_t from;
+    uint8_t *data; /* NODE_IN_PEER: opened plaintext, owned */
+    size_t len;
+    struct api_call *call; /* NODE_IN_CLIENT */
+    Tc__ClientRequest *req;
+};
+
+struct node_exec {
+    pbft_seq seq;
+    uint8_t digest[32];
+};
+
+/* A client waiting for its transaction's block to be certified. */
+struct node_waiter {
+    bool used;
+    struct api_call *call;
+    uint8_t tx_id[32];
+    uint8_t client[32];
+    uint64_t req_no;
+    uint64_t height; /* 0 until executed */
+    uint64_t deadline_ms;
+};
+
+/* State transfer in progress. */
+struct node_fetch {
+    bool active;
+    pbft_seq target;
+    uint8_t digest[32];
+    uint32_t peer;
+    uint64_t asked_ms;
+    uint64_t started_ms;
+    uint32_t attempts;
+};
+
+/* A frame waiting for the group commit before it may leave. */
+struct node_out {
+    uint32_t to; /* replica id or PBFT_BROADCAST */
+    uint8_t *buf;
+    size_t len;
+};
+
+/* What /metrics and /readyz show: copied under m_mu by the loop. */
+struct node_metrics {
+    struct pbft_status st;
+    struct ledger_tip tip;
+    uint64_t commits_total;
+    uint64_t txs_total;
+    uint32_t last_batch_size;
+    uint32_t waiting;
+    uint32_t queue_len;
+    bool fetching;
+    uint64_t fetch_target;
+    uint64_t peer_tip; /* highest certified height a peer told us */
+};
+
+struct node {
+    const struct node_config *cfg;
+    uint32_t self;
+    struct genesis *genesis;
+    struct keyfile key;
+    bool key_loaded;
+    uint8_t pks[PBFT_MAX_REPLICAS][32];
+    struct crypto_replica_ctx cctx;
+    struct codec_limits limits;
+
+    struct store *store;
+    struct registry *registry;
+    struct ledger *ledger;
+    struct pbft *pbft;
+    struct net *net;
+    struct api *api;
+    struct http *http;
+
+    /* input queue: ring of q_cap + 1 slots (one reserved for STOP) */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    struct node_input *q;
+    size_t q_cap, q_head, q_len;
+
+    /* Group commit: records are written unsynced as readies come, frames
+     * wait here, and one synced write per loop turn releases them all. */
+    struct node_out *outbox;
+    size_t n_out, out_cap;
+    bool unsynced;
+    uint64_t group_syncs;
+
+    struct node_exec *exec_q;
+    size_t exec_head, exec_len;
+
+    struct node_waiter *waiters;
+    uint32_t n_waiters_max, n_waiters;
+    int32_t *wait_index; /* open addressing over tx ids: slot -> waiter */
+    uint32_t wait_index_cap;
+
+    struct node_fetch fetch;
+    uint64_t peer_tip;
+
+    bool running;
+    int fatal;
+    atomic_bool stopping;
+    uint64_t commits_total, txs_total;
+    uint32_t last_batch_size;
+    unsigned long long drop_logged_ms;
+    pbft_view last_view_logged;
+    atomic_uint_fast64_t dropped_queue_full, dropped_undecodable,
+        dropped_unwanted, client_rejected;
+
+    pthread_mutex_t m_mu;
+    struct node_metrics m;
+};
+
+/* node.c */
+/* Steps the core once and carries out everything that follows. */
+int node_step(struct node *n, const struct pbft_event *ev);
+/* Carries out a ready the core just returned (pbft_start), advances, and
+ * feeds back executed blocks until none is left. */
+int node_process(struct node *n, struct pbft_ready *r);
+/* Queues a frame for after the next group commit. */
+void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f);
+/* Makes every record written so far durable (one synced write), then sends
+ * the queued frames. LG_EIO is fatal. */
+int node_flush(struct node *n);
+void node_log_dropped(struct node *n, const char *why, uint32_t from);
+
+/* node_client.c */
+int node_waiters_init(struct node *n, uint32_t max) LG_MUST_CHECK;
+void node_waiters_free(struct node *n);
+void node_waiters_executed(struct node *n, const uint8_t tx_id[32],
+                           uint64_t height);
+void node_waiters_certified(struct node *n);
+void node_waiters_retransmitted(struct node *n,
+                                const struct pbft_reply_cached *r);
+void node_waiters_expire(struct node *n, uint64_t now_ms);
+void node_waiters_shutdown(struct node *n);
+void node_client_handle(struct node *n, struct api_call *call,
+                        const Tc__ClientRequest *req);
+
+/* node_sync.c */
+int node_restore(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
+int node_start(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
+int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq);
+void node_fetch_start(struct node *n, pbft_seq target,
+                      const uint8_t digest[32]);
+void node_fetch_tick(struct node *n, uint64_t now_ms);
+void node_fetch_serve(struct node *n, uint32_t from,
+                      const Tc__BlockRequest *req);
+void node_fetch_chunk(struct node *n, uint32_t from,
+                      const Tc__BlockChunk *chunk);
+
+/* node_metrics.c */
+void node_metrics_update(struct node *n);
+/* Runs on an NNG thread. */
+int node_http_render(void *arg, const char *path, char **body, size_t *len,
+                     uint16_t *status);
+
+#endif /* NODE_INT_H */

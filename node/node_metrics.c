@@ -1,0 +1,198 @@
+/*
+ * node_metrics.c - /healthz, /readyz and /metrics (Prometheus text format,
+ * written directly: no C client library is packaged).
+ *
+ * The loop copies what it owns into n->m under m_mu once per turn; the
+ * HTTP thread reads that copy plus the links' and API's atomic counters.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+#define BODY_MAX 8192
+
+void node_metrics_update(struct node *n)
+{
+    struct node_metrics m;
+    memset(&m, 0, sizeof(m));
+    pbft_get_status(n->pbft, &m.st);
+    ledger_tip(n->ledger, &m.tip);
+    m.commits_total = n->commits_total;
+    m.txs_total = n->txs_total;
+    m.last_batch_size = n->last_batch_size;
+    m.waiting = n->n_waiters;
+    m.fetching = n->fetch.active || m.st.fetching_state;
+    m.fetch_target = n->fetch.target;
+    m.peer_tip = n->peer_tip;
+    pthread_mutex_lock(&n->q_mu);
+    m.queue_len = (uint32_t)n->q_len;
+    pthread_mutex_unlock(&n->q_mu);
+    if (m.st.view != n->last_view_logged) {
+        lg_log(LG_INFO, "view_entered", "view=%llu primary=%u height=%llu",
+               (unsigned long long)m.st.view, m.st.primary,
+               (unsigned long long)m.tip.height);
+        n->last_view_logged = m.st.view;
+    }
+    pthread_mutex_lock(&n->m_mu);
+    n->m = m;
+    pthread_mutex_unlock(&n->m_mu);
+}
+
+struct body {
+    char *buf;
+    size_t len;
+};
+
+static void body_printf(struct body *b, const char *fmt, ...)
+    LG_PRINTF(2, 3);
+
+static void body_printf(struct body *b, const char *fmt, ...)
+{
+    if (b->len >= BODY_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->buf + b->len, BODY_MAX - b->len, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        b->len += (size_t)k;
+    if (b->len >= BODY_MAX)
+        b->len = BODY_MAX - 1;
+}
+
+static void render_metric(struct body *b, const char *name, const char *type,
+                          const char *help, unsigned long long v)
+{
+    body_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name,
+                type, name, v);
+}
+
+static void render_metrics(struct node *n, const struct node_metrics *m,
+                           struct body *b)
+{
+    struct net_stats ns;
+    struct api_stats as;
+    net_get_stats(n->net, &ns);
+    api_get_stats(n->api, &as);
+    render_metric(b, "trialchain_view", "gauge", "Current PBFT view.",
+                  m->st.view);
+    render_metric(b, "trialchain_primary", "gauge",
+                  "Primary replica of the current view.", m->st.primary);
+    render_metric(b, "trialchain_last_executed_seq", "gauge",
+                  "Last executed sequence number.", m->st.last_executed);
+    render_metric(b, "trialchain_stable_seq", "gauge",
+                  "Stable checkpoint (low water mark).", m->st.stable_seq);
+    render_metric(b, "trialchain_height", "gauge", "Ledger height.",
+                  m->tip.height);
+    render_metric(b, "trialchain_last_certified", "gauge",
+                  "Highest certified block.", m->tip.last_certified);
+    render_metric(b, "trialchain_log_size", "gauge",
+                  "Transactions in the ledger.", m->tip.log_size);
+    render_metric(b, "trialchain_commits_total", "counter",
+                  "Blocks executed by this process.", m->commits_total);
+    render_metric(b, "trialchain_txs_committed_total", "counter",
+                  "Transactions executed by this process.", m->txs_total);
+    render_metric(b, "trialchain_view_changes_total", "counter",
+                  "Views entered after the first.", m->st.view_changes);
+    render_metric(b, "trialchain_peers_connected", "gauge",
+                  "Outgoing peer links up.", ns.peers_connected);
+    render_metric(b, "trialchain_bad_signatures_total", "counter",
+                  "Consensus messages with a bad signature.",
+                  m->st.bad_signatures);
+    render_metric(b, "trialchain_request_pool_size", "gauge",
+                  "Client requests waiting to be ordered.",
+                  m->st.pending_requests);
+    render_metric(b, "trialchain_batch_size", "gauge",
+                  "Transactions in the last executed block.",
+                  m->last_batch_size);
+    render_metric(b, "trialchain_commit_waiters", "gauge",
+                  "Clients waiting for their commit.", m->waiting);
+    render_metric(b, "trialchain_input_queue", "gauge",
+                  "Inputs queued for the event loop.", m->queue_len);
+    render_metric(b, "trialchain_catching_up", "gauge",
+                  "1 while fetching blocks from peers.", m->fetching);
+    render_metric(b, "trialchain_client_requests_total", "counter",
+                  "Client API requests received.", as.requests);
+    render_metric(b, "trialchain_peer_frames_in_total", "counter",
+                  "Peer frames accepted.", ns.frames_in);
+    render_metric(b, "trialchain_peer_frames_out_total", "counter",
+                  "Peer frames sent.", ns.frames_out);
+    body_printf(b,
+                "# HELP trialchain_dropped_messages_total Input dropped, by "
+                "reason.\n# TYPE trialchain_dropped_messages_total counter\n");
+    const struct {
+        const char *reason;
+        unsigned long long v;
+    } drops[] = {
+        {"bad_frame", ns.dropped_bad_frame},
+        {"throttled", ns.dropped_throttled},
+        {"send_buffer_full", ns.dropped_send_full},
+        {"queue_full", atomic_load(&n->dropped_queue_full)},
+        {"undecodable", atomic_load(&n->dropped_undecodable)},
+        {"unwanted", atomic_load(&n->dropped_unwanted)},
+        {"core_rejected", m->st.dropped},
+        {"bad_client_request", as.bad_requests},
+        {"client_throttled", as.throttled},
+        {"tx_refused", atomic_load(&n->client_rejected)},
+    };
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+        body_printf(b, "trialchain_dropped_messages_total{reason=\"%s\"} %llu\n",
+                    drops[i].reason, drops[i].v);
+}
+
+/* One reason per line; none means ready. */
+static void render_readyz(struct node *n, const struct node_metrics *m,
+                          struct body *b, uint16_t *status)
+{
+    struct net_stats ns;
+    net_get_stats(n->net, &ns);
+    uint32_t total = n->genesis->n_replicas;
+    uint32_t q = pbft_quorum(total);
+    size_t before = b->len;
+    if (ns.peers_connected + 1 < q)
+        body_printf(b, "connected to %u of %u replicas, quorum is %u\n",
+                    ns.peers_connected + 1, total, q);
+    if (m->fetching)
+        body_printf(b, "catching up: at height %llu, fetching up to %llu\n",
+                    (unsigned long long)m->tip.height,
+                    (unsigned long long)m->fetch_target);
+    if (atomic_load(&n->stopping))
+        body_printf(b, "shutting down\n");
+    if (b->len == before) {
+        body_printf(b, "ready: height %llu, view %llu\n",
+                    (unsigned long long)m->tip.height,
+                    (unsigned long long)m->st.view);
+        *status = 200;
+    } else {
+        *status = 503;
+    }
+}
+
+int node_http_render(void *arg, const char *path, char **body, size_t *len,
+                     uint16_t *status)
+{
+    struct node *n = arg;
+    struct body b = {.buf = malloc(BODY_MAX), .len = 0};
+    if (b.buf == NULL)
+        return LG_ENOMEM;
+    struct node_metrics m;
+    pthread_mutex_lock(&n->m_mu);
+    m = n->m;
+    pthread_mutex_unlock(&n->m_mu);
+    *status = 200;
+    if (strcmp(path, "/metrics") == 0) {
+        render_metrics(n, &m, &b);
+    } else if (strcmp(path, "/readyz") == 0) {
+        render_readyz(n, &m, &b, status);
+    } else if (strcmp(path, "/healthz") == 0) {
+        body_printf(&b, "ok\n");
+    } else {
+        body_printf(&b, "not found\n");
+        *status = 404;
+    }
+    *body = b.buf;
+    *len = b.len;
+    return LG_OK;
+}

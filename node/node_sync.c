@@ -1,0 +1,326 @@
+/*
+ * node_sync.c - resuming from disk, consensus-record GC, and state
+ * transfer (catch-up) over the peer links.
+ *
+ * Catch-up: when the core reports that this replica is behind a certified
+ * checkpoint, the node asks one peer at a time for blocks tip+1.. in chunks
+ * (BlockRequest / BlockChunk in proto/peer.proto), applies each with
+ * ledger_apply_certified (checked against its certificate and re-executed,
+ * never trusted), and moves to the next peer when one is silent for
+ * NODE_FETCH_TIMEOUT_MS or sends a block that fails. Progress is the
+ * ledger's tip, so an interrupted transfer resumes where it stopped. When
+ * the tip reaches the target and its hash is the certified digest, the core
+ * is told (PBFT_EV_STATE_TRANSFERRED).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+#define FETCH_TIMEOUT_MS  3000
+#define FETCH_BLOCKS      32
+#define SERVE_BLOCKS_MAX  64
+#define SERVE_BYTES_MAX   (16u << 20)
+
+/* ---- restore ----------------------------------------------------------------- */
+
+int node_restore(struct node *n, char *err, size_t err_len)
+{
+    struct store_iter *it = store_iter_new(n->store, CODEC_KEY_PREFIX,
+                                           strlen(CODEC_KEY_PREFIX), NULL, 0);
+    if (it == NULL) {
+        snprintf(err, err_len, "out of memory reading consensus state.");
+        return LG_ENOMEM;
+    }
+    const unsigned char *k, *v;
+    size_t kl, vl;
+    uint64_t count = 0;
+    int rv = LG_OK;
+    while (rv == LG_OK && store_iter_next(it, &k, &kl, &v, &vl)) {
+        struct codec_record *rec = NULL;
+        rv = codec_decode_record(k, kl, v, vl, &n->limits, &rec);
+        if (rv != LG_OK) {
+            snprintf(err, err_len,
+                     "the consensus state in %s is corrupt (a record does "
+                     "not decode): run trialchain-node --home %s --repair, "
+                     "or wipe %s and let the node rebuild from peers.",
+                     n->cfg->data_dir, n->cfg->home, n->cfg->data_dir);
+            rv = LG_ECORRUPT;
+            break;
+        }
+        int prv = pbft_restore(n->pbft, &rec->rec);
+        codec_record_free(rec);
+        if (prv != PBFT_OK) {
+            snprintf(err, err_len,
+                     "the consensus state in %s is inconsistent (%s): wipe "
+                     "%s and let the node rebuild from peers.",
+                     n->cfg->data_dir, pbft_strerror(prv), n->cfg->data_dir);
+            rv = LG_ECORRUPT;
+        }
+        count++;
+    }
+    store_iter_free(it);
+    if (rv == LG_OK)
+        lg_log(LG_INFO, "consensus_restored", "records=%llu",
+               (unsigned long long)count);
+    return rv;
+}
+
+int node_start(struct node *n, char *err, size_t err_len)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    struct pbft_ready r;
+    memset(&r, 0, sizeof(r));
+    int prv = pbft_start(n->pbft, tip.height, tip.block_hash, lg_now_ms(), &r);
+    if (prv != PBFT_OK) {
+        pbft_advance(n->pbft);
+        snprintf(err, err_len, "consensus cannot start at height %llu: %s.",
+                 (unsigned long long)tip.height, pbft_strerror(prv));
+        return LG_ECORRUPT;
+    }
+    char hex[65];
+    lg_hex(tip.block_hash, 32, hex);
+    lg_log(LG_INFO, "resumed", "height=%llu hash=%s log_size=%llu",
+           (unsigned long long)tip.height, hex,
+           (unsigned long long)tip.log_size);
+    int rv = node_process(n, &r);
+    if (rv == LG_OK)
+        rv = node_flush(n);
+    if (rv != LG_OK)
+        snprintf(err, err_len, "cannot persist consensus state: %s.",
+                 lg_strerror(rv));
+    return rv;
+}
+
+int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq)
+{
+    struct store_iter *it =
+        store_iter_new(n->store, CODEC_KEY_MSG_PREFIX,
+                       strlen(CODEC_KEY_MSG_PREFIX), NULL, 0);
+    if (it == NULL)
+        return LG_ENOMEM;
+    const unsigned char *k, *v;
+    size_t kl, vl;
+    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+        pbft_seq s;
+        if (!codec_record_key_seq(k, kl, &s) || s > seq)
+            break; /* keys sort by seq: nothing older follows */
+        store_batch_delete(b, k, kl);
+    }
+    store_iter_free(it);
+    return LG_OK;
+}
+
+/* ---- asking -------------------------------------------------------------------- */
+
+static uint32_t fetch_next_peer(const struct node *n, uint32_t p)
+{
+    uint32_t count = n->genesis->n_replicas;
+    for (uint32_t i = 0; i < count; i++) {
+        p = (p + 1) % count;
+        if (p != n->self)
+            return p;
+    }
+    return p;
+}
+
+static void fetch_ask(struct node *n)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    if (tip.height >= n->fetch.target)
+        return;
+    Tc__BlockRequest req = TC__BLOCK_REQUEST__INIT;
+    req.from_height = tip.height + 1;
+    uint64_t want = n->fetch.target - tip.height;
+    req.max_blocks = (uint32_t)(want < FETCH_BLOCKS ? want : FETCH_BLOCKS);
+    Tc__PeerFrame f;
+    tc__peer_frame__init(&f);
+    f.body_case = TC__PEER_FRAME__BODY_BLOCK_REQUEST;
+    f.block_request = &req;
+    node_send_frame(n, n->fetch.peer, &f);
+    n->fetch.asked_ms = lg_mono_ms();
+}
+
+void node_fetch_start(struct node *n, pbft_seq target,
+                      const uint8_t digest[32])
+{
+    if (n->fetch.active && n->fetch.target >= target)
+        return;
+    bool was_active = n->fetch.active;
+    n->fetch.active = true;
+    n->fetch.target = target;
+    memcpy(n->fetch.digest, digest, 32);
+    if (!was_active) {
+        n->fetch.peer = fetch_next_peer(n, n->self);
+        n->fetch.started_ms = lg_mono_ms();
+        n->fetch.attempts = 0;
+    }
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    lg_log(LG_INFO, "catchup_started", "height=%llu target=%llu peer=%u",
+           (unsigned long long)tip.height, (unsigned long long)target,
+           n->fetch.peer);
+    fetch_ask(n);
+}
+
+/* Tells the core once the ledger holds the target block with the certified
+ * digest. Never called while a ready is outstanding. */
+static void fetch_check_done(struct node *n)
+{
+    if (!n->fetch.active)
+        return;
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    if (tip.height < n->fetch.target)
+        return;
+    uint8_t hash[32];
+    if (ledger_block_hash(n->ledger, n->fetch.target, hash) != LG_OK ||
+        memcmp(hash, n->fetch.digest, 32) != 0) {
+        lg_log(LG_ERROR, "catchup_mismatch",
+               "target=%llu the installed block's hash differs from the "
+               "certified digest",
+               (unsigned long long)n->fetch.target);
+        n->fetch.active = false;
+        return;
+    }
+    n->fetch.active = false;
+    lg_log(LG_INFO, "catchup_done", "height=%llu ms=%llu",
+           (unsigned long long)n->fetch.target,
+           (unsigned long long)(lg_mono_ms() - n->fetch.started_ms));
+    struct pbft_event ev = {.type = PBFT_EV_STATE_TRANSFERRED,
+                            .now_ms = lg_now_ms()};
+    ev.u.transferred.seq = n->fetch.target;
+    memcpy(ev.u.transferred.digest, n->fetch.digest, 32);
+    (void)node_step(n, &ev);
+}
+
+void node_fetch_tick(struct node *n, uint64_t now_ms)
+{
+    (void)now_ms;
+    fetch_check_done(n);
+    if (!n->fetch.active)
+        return;
+    if (lg_mono_ms() - n->fetch.asked_ms < FETCH_TIMEOUT_MS)
+        return;
+    n->fetch.attempts++;
+    n->fetch.peer = fetch_next_peer(n, n->fetch.peer);
+    lg_log(LG_WARN, "catchup_retry", "peer=%u attempts=%u target=%llu",
+           n->fetch.peer, n->fetch.attempts,
+           (unsigned long long)n->fetch.target);
+    fetch_ask(n);
+}
+
+/* ---- receiving ------------------------------------------------------------------ */
+
+void node_fetch_chunk(struct node *n, uint32_t from,
+                      const Tc__BlockChunk *chunk)
+{
+    if (chunk->tip > n->peer_tip)
+        n->peer_tip = chunk->tip;
+    if (!n->fetch.active || from != n->fetch.peer)
+        return; /* unasked: ignore, it cannot change anything */
+    uint64_t applied = 0;
+    bool bad = false;
+    for (size_t i = 0; i < chunk->n_blocks && !bad; i++) {
+        const Tc__CertifiedBlock *cb = chunk->blocks[i];
+        Tc__Certificate *cert =
+            tc__certificate__unpack(NULL, cb->cert.len, cb->cert.data);
+        if (cert == NULL) {
+            bad = true;
+            break;
+        }
+        int rv = ledger_apply_certified(n->ledger, cb->block.data,
+                                        cb->block.len, cert);
+        tc__certificate__free_unpacked(cert, NULL);
+        if (rv == LG_OK) {
+            applied++;
+        } else if (rv != LG_EEXIST) {
+            lg_log(rv == LG_ECORRUPT ? LG_ERROR : LG_WARN, "catchup_block_bad",
+                   "peer=%u height=%llu err=\"%s\" why=\"%s\"", from,
+                   (unsigned long long)(chunk->from_height + i),
+                   lg_strerror(rv), ledger_errmsg(n->ledger));
+            bad = true;
+        }
+    }
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    lg_log(LG_DEBUG, "catchup_progress", "peer=%u applied=%llu height=%llu",
+           from, (unsigned long long)applied, (unsigned long long)tip.height);
+    if (bad || chunk->n_blocks == 0)
+        n->fetch.peer = fetch_next_peer(n, n->fetch.peer);
+    fetch_check_done(n);
+    if (n->fetch.active)
+        fetch_ask(n);
+}
+
+/* ---- serving ----------------------------------------------------------------------- */
+
+static int serve_one(struct node *n, uint64_t h, Tc__CertifiedBlock *cb)
+{
+    uint8_t *block = NULL;
+    size_t blen = 0;
+    Tc__Certificate *cert = NULL;
+    int rv = ledger_get_block(n->ledger, h, &block, &blen);
+    if (rv == LG_OK)
+        rv = ledger_get_cert(n->ledger, h, &cert);
+    if (rv != LG_OK) {
+        free(block);
+        return rv;
+    }
+    size_t clen = tc__certificate__get_packed_size(cert);
+    uint8_t *cbytes = malloc(clen > 0 ? clen : 1);
+    if (cbytes == NULL) {
+        free(block);
+        tc__certificate__free_unpacked(cert, NULL);
+        return LG_ENOMEM;
+    }
+    tc__certificate__pack(cert, cbytes);
+    tc__certificate__free_unpacked(cert, NULL);
+    tc__certified_block__init(cb);
+    cb->block.data = block;
+    cb->block.len = blen;
+    cb->cert.data = cbytes;
+    cb->cert.len = clen;
+    return LG_OK;
+}
+
+void node_fetch_serve(struct node *n, uint32_t from,
+                      const Tc__BlockRequest *req)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    uint32_t max = req->max_blocks;
+    if (max == 0 || max > SERVE_BLOCKS_MAX)
+        max = SERVE_BLOCKS_MAX;
+    Tc__CertifiedBlock blocks[SERVE_BLOCKS_MAX];
+    Tc__CertifiedBlock *ptrs[SERVE_BLOCKS_MAX];
+    size_t count = 0, bytes = 0;
+    uint64_t h = req->from_height == 0 ? 1 : req->from_height;
+    while (count < max && h <= tip.height && bytes < SERVE_BYTES_MAX) {
+        if (serve_one(n, h, &blocks[count]) != LG_OK)
+            break; /* not certified yet: send what we have */
+        bytes += blocks[count].block.len + blocks[count].cert.len;
+        ptrs[count] = &blocks[count];
+        count++;
+        h++;
+    }
+    Tc__BlockChunk chunk = TC__BLOCK_CHUNK__INIT;
+    chunk.from_height = req->from_height == 0 ? 1 : req->from_height;
+    chunk.n_blocks = count;
+    chunk.blocks = ptrs;
+    chunk.tip = tip.last_certified < tip.height ? tip.last_certified
+                                                : tip.height;
+    Tc__PeerFrame f;
+    tc__peer_frame__init(&f);
+    f.body_case = TC__PEER_FRAME__BODY_BLOCK_CHUNK;
+    f.block_chunk = &chunk;
+    node_send_frame(n, from, &f);
+    for (size_t i = 0; i < count; i++) {
+        free(blocks[i].block.data);
+        free(blocks[i].cert.data);
+    }
+    lg_log(LG_DEBUG, "catchup_served", "peer=%u from=%llu blocks=%zu", from,
+           (unsigned long long)chunk.from_height, count);
+}
