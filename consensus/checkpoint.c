@@ -110,6 +110,8 @@ static void make_stable(struct pbft *p, const struct pbft_checkpoint_cert *c)
     memcpy(p->stable.votes, c->votes, (size_t)c->n_votes * sizeof(*c->votes));
     p->h = c->seq;
     log_gc(p, p->h);
+    PBFT_ASSERT(p->slots[p->h % p->L].seq == 0 ||
+                p->slots[p->h % p->L].seq > p->h); /* GC'd up to h */
     if (p->last_assigned < p->h)
         p->last_assigned = p->h;
     ready_persist_meta(p);
@@ -162,6 +164,7 @@ int checkpoint_executed(struct pbft *p, pbft_seq seq,
     if (seq <= p->last_executed || seq > p->exec_queued)
         return pbft_drop(p, PBFT_EINVAL, "executed out of order");
     p->last_executed = seq;
+    PBFT_ASSERT(p->last_executed <= p->exec_queued);
     memcpy(p->last_exec_digest, digest, PBFT_DIGEST_SIZE);
     if (p->cert_gap_since == 0)
         p->cert_gap_since = p->now + 1;
@@ -301,8 +304,9 @@ void checkpoint_timeout(struct pbft *p)
 
 void checkpoint_after_start(struct pbft *p)
 {
-    /* Learn how far the others are (a restarted or wiped replica). */
-    send_fetch(p, p->last_executed);
+    /* Learn how far the others are (a restarted or wiped replica) and get
+     * the votes for blocks executed but not yet certified here. */
+    send_fetch(p, p->last_certified);
     if (p->h > p->exec_queued)
         start_fetch(p);
     emit_certified(p);

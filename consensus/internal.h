@@ -26,8 +26,10 @@
 void pbft_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
 
-#define NO_BATCH (-1)
-#define NO_TIMER UINT64_MAX
+#define NO_BATCH   (-1)
+#define WINDOW_MAX 4096 /* largest watermark window L pbft_new accepts */
+#define BATCH_MAX  256  /* largest batch_max pbft_new accepts */
+#define NO_TIMER   UINT64_MAX
 /* Own VIEW-CHANGE record key: one record, replaced by each new one, never
  * removed by PBFT_REC_GC. Prepared certificates are kept as VIEW-CHANGE
  * records keyed by their seq (one per seq, replaced when a higher view
@@ -157,6 +159,7 @@ struct pbft {
     uint64_t view_deadline;
     uint64_t view_changes;
     uint64_t last_retransmit;
+    uint64_t *answered_at; /* n: last answer to a retransmitting peer, +1 */
 
     /* sequence numbers */
     pbft_seq h; /* stable checkpoint (low water mark) */
@@ -262,6 +265,7 @@ void ready_finish(struct pbft *p, struct pbft_ready *out);
 void ready_release(struct pbft *p);
 void *ready_alloc(struct pbft *p, size_t size);
 struct pbft_msg *ready_msg(struct pbft *p, enum pbft_msg_type type);
+uint32_t ready_room(const struct pbft *p); /* messages left this step */
 void ready_send(struct pbft *p, uint32_t to, const struct pbft_msg *m);
 void ready_persist_msg(struct pbft *p, const struct pbft_msg *m, pbft_seq seq,
                        pbft_view view, uint32_t replica);
@@ -322,7 +326,7 @@ void normal_propose(struct pbft *p, const struct pbft_request *reqs,
                     uint32_t n);
 void normal_install_pp(struct pbft *p, struct slot *s,
                        const struct pbft_vote *hdr, int32_t batch);
-void normal_check(struct pbft *p, struct slot *s);
+const char *normal_check(struct pbft *p, struct slot *s);
 void normal_accepted_pp(struct pbft *p, struct slot *s);
 void normal_execute_ready(struct pbft *p);
 uint64_t normal_view_timeout(const struct pbft *p);

@@ -22,6 +22,13 @@ uint64_t normal_view_timeout(const struct pbft *p)
     return t < p->cfg.view_timeout_max_ms ? t : p->cfg.view_timeout_max_ms;
 }
 
+static uint64_t retransmit_period(const struct pbft *p)
+{
+    uint64_t t = p->cfg.view_timeout_ms / 4;
+
+    return t > 0 ? t : 1;
+}
+
 /* Timestamp of the batch before seq, as far as this replica knows. */
 static uint64_t prev_timestamp(struct pbft *p, pbft_seq seq)
 {
@@ -39,20 +46,33 @@ void normal_install_pp(struct pbft *p, struct slot *s,
 {
     PBFT_ASSERT(s->seq == hdr->seq);
     PBFT_ASSERT(!s->has_pp);
+    if (normal_retransmit_deadline(p) == NO_TIMER)
+        p->last_retransmit = p->now; /* first retransmission a period on */
     s->has_pp = true;
     s->pp = *hdr;
     pool_set(p, &s->pp_batch, batch);
 }
 
-static struct pbft_msg *pp_msg(struct pbft *p, const struct slot *s)
+static struct pbft_msg *pp_msg_try(struct pbft *p, const struct slot *s)
 {
     struct pbft_msg *m = ready_msg(p, PBFT_MSG_PREPREPARE);
     const struct batch *b = pool_get(p, s->pp_batch);
 
-    PBFT_ASSERT(m != NULL); /* sized for the worst step */
+    if (m == NULL)
+        return NULL;
     m->u.pp.hdr = s->pp;
     m->u.pp.n_requests = b->n_requests;
     m->u.pp.requests = b->reqs;
+    return m;
+}
+
+/* A pre-prepare we must persist: running out of room is a sizing bug. */
+static struct pbft_msg *pp_msg(struct pbft *p, const struct slot *s)
+{
+    struct pbft_msg *m = pp_msg_try(p, s);
+
+    PBFT_ASSERT(m != NULL); /* sized for the worst step */
+    PBFT_ASSERT(m->u.pp.hdr.seq == s->seq);
     return m;
 }
 
@@ -64,6 +84,7 @@ void normal_propose(struct pbft *p, const struct pbft_request *reqs, uint32_t n)
     uint64_t prev;
 
     PBFT_ASSERT(pbft_is_primary(p));
+    PBFT_ASSERT(!p->in_vc);
     PBFT_ASSERT(log_in_window(p, p->last_assigned + 1));
     b = pool_store(p, reqs, n);
     if (b == NO_BATCH) {
@@ -89,7 +110,7 @@ void normal_propose(struct pbft *p, const struct pbft_request *reqs, uint32_t n)
     }
     trace(p, "send PRE-PREPARE v=%llu n=%llu reqs=%u",
           (unsigned long long)hdr.view, (unsigned long long)hdr.seq, n);
-    normal_check(p, s);
+    (void)normal_check(p, s); /* nothing to report yet */
 }
 
 /* Cheap structural checks of a pre-prepare; no signature is read. */
@@ -192,17 +213,31 @@ static void resend_vote(struct pbft *p, const struct pbft_vote *v,
 static void resend_own(struct pbft *p, struct slot *s, uint32_t to)
 {
     if (s->has_pp && s->pp.replica == p->cfg.self)
-        ready_send(p, to, pp_msg(p, s));
+        ready_send(p, to, pp_msg_try(p, s)); /* NULL: lost, like the net */
     if (s->sent_prepare && s->prepares[p->cfg.self].view == p->view)
         resend_vote(p, &s->prepares[p->cfg.self], PBFT_MSG_PREPARE, to);
     if (s->sent_commit && s->commits[p->cfg.self].view == p->view)
         resend_vote(p, &s->commits[p->cfg.self], PBFT_MSG_COMMIT, to);
 }
 
+/* At most one answer per peer and retransmission period, or two replicas
+ * answering each other's answers would never stop. */
 static void answer_peer(struct pbft *p, struct slot *s, uint32_t to)
 {
-    if (to < p->n && to != p->cfg.self && !p->in_vc)
-        resend_own(p, s, to);
+    if (to >= p->n || to == p->cfg.self || p->in_vc)
+        return;
+    if (p->answered_at[to] != 0 &&
+        p->now < p->answered_at[to] - 1 + retransmit_period(p))
+        return;
+    p->answered_at[to] = p->now + 1;
+    for (uint32_t i = 0; i < p->L; i++) {
+        struct slot *o = &p->slots[i];
+
+        /* everything the peer may miss in this view, not just this slot */
+        if (o->seq > p->h && o->has_pp && o->seq != s->seq)
+            resend_own(p, o, to);
+    }
+    resend_own(p, s, to);
 }
 
 /* A backup accepted a pre-prepare (from the primary or a NEW-VIEW): persist
@@ -247,11 +282,11 @@ int normal_preprepare(struct pbft *p, uint32_t from,
     s = log_slot(p, pp->hdr.seq);
     normal_install_pp(p, s, &pp->hdr, b);
     pool_unref(p, b);
-    trace(p, "recv PRE-PREPARE v=%llu n=%llu reqs=%u -> accepted",
-          (unsigned long long)pp->hdr.view, (unsigned long long)pp->hdr.seq,
-          pp->n_requests);
     normal_accepted_pp(p, s);
-    normal_check(p, s);
+    trace(p, "recv PRE-PREPARE v=%llu n=%llu reqs=%u -> accepted%s",
+          (unsigned long long)pp->hdr.view, (unsigned long long)pp->hdr.seq,
+          pp->n_requests, normal_check(p, s));
+    normal_execute_ready(p);
     return PBFT_OK;
 }
 
@@ -302,10 +337,10 @@ static int receive_vote(struct pbft *p, const struct pbft_vote *v,
     store = is_prepare ? s->prepares : s->commits;
     store[v->replica] = *v;
     *mask |= bit;
-    trace(p, "recv %s v=%llu n=%llu from r%u", trace_type(type),
+    trace(p, "recv %s v=%llu n=%llu from r%u%s", trace_type(type),
           (unsigned long long)v->view, (unsigned long long)v->seq,
-          (unsigned)v->replica);
-    normal_check(p, s);
+          (unsigned)v->replica, normal_check(p, s));
+    normal_execute_ready(p);
     return PBFT_OK;
 }
 
@@ -335,6 +370,8 @@ static uint32_t count_matching(const struct pbft *p, const struct slot *s,
 
 static void decide(struct pbft *p, struct slot *s)
 {
+    PBFT_ASSERT(s->committed);
+    PBFT_ASSERT(s->has_pp);
     if (s->decided) {
         /* Decided in an earlier view: quorum intersection makes it the same
          * batch unless more than f replicas are faulty. */
@@ -347,20 +384,20 @@ static void decide(struct pbft *p, struct slot *s)
     pool_set(p, &s->decided_batch, s->pp_batch);
     if (s->seq > p->last_committed)
         p->last_committed = s->seq;
-    trace(p, "commit v=%llu n=%llu", (unsigned long long)s->pp.view,
-          (unsigned long long)s->seq);
-    normal_execute_ready(p);
 }
 
-void normal_check(struct pbft *p, struct slot *s)
+/* Evaluates prepared and committed-local for s, acting on each change.
+ * Returns what changed, for the trace line of the message that caused it;
+ * the caller then runs normal_execute_ready(). */
+const char *normal_check(struct pbft *p, struct slot *s)
 {
+    bool prepared_now = false;
+
     if (!s->has_pp || p->in_vc)
-        return;
+        return "";
     if (!s->prepared &&
         count_matching(p, s, s->prepare_mask, s->prepares) + 1 >= p->q) {
-        s->prepared = true;
-        trace(p, "prepared v=%llu n=%llu", (unsigned long long)s->pp.view,
-              (unsigned long long)s->seq);
+        s->prepared = prepared_now = true;
         log_set_pcert(p, s);
         if (!s->sent_commit)
             send_vote(p, PBFT_MSG_COMMIT, s);
@@ -369,7 +406,9 @@ void normal_check(struct pbft *p, struct slot *s)
         count_matching(p, s, s->commit_mask, s->commits) >= p->q) {
         s->committed = true;
         decide(p, s);
+        return prepared_now ? " -> prepared, committed" : " -> committed";
     }
+    return prepared_now ? " -> prepared" : "";
 }
 
 static unsigned client_tag(const uint8_t *client)
@@ -412,6 +451,7 @@ void normal_execute_ready(struct pbft *p)
         if (s == NULL || !s->decided)
             return;
         b = pool_get(p, s->decided_batch);
+        PBFT_ASSERT(s->seq == p->exec_queued + 1); /* strictly in order */
         ready_execute(p, s);
         p->exec_queued = s->seq;
         p->last_exec_ts = s->decided_pp.timestamp_ms;
@@ -443,13 +483,6 @@ static bool has_uncommitted(const struct pbft *p)
             return true;
     }
     return false;
-}
-
-static uint64_t retransmit_period(const struct pbft *p)
-{
-    uint64_t t = p->cfg.view_timeout_ms / 4;
-
-    return t > 0 ? t : 1;
 }
 
 uint64_t normal_retransmit_deadline(const struct pbft *p)

@@ -11,9 +11,6 @@
 static const char *const err_text[] = {PBFT_ERRORS(PBFT__TEXT)};
 #undef PBFT__TEXT
 
-#define BATCH_MAX_LIMIT  256
-#define WINDOW_MAX_LIMIT 4096
-
 _Static_assert(PBFT_MAX_REPLICAS <= 64, "replica sets are 64-bit masks");
 
 const char *pbft_strerror(int rv)
@@ -73,7 +70,7 @@ static const char *config_error(const struct pbft_config *c)
         return "n must be in 4..PBFT_MAX_REPLICAS";
     if (c->self >= c->n)
         return "self must be < n";
-    if (c->batch_max < 1 || c->batch_max > BATCH_MAX_LIMIT)
+    if (c->batch_max < 1 || c->batch_max > BATCH_MAX)
         return "batch_max must be in 1..256";
     if (c->request_bytes_max < 1 || c->batch_bytes_max < c->request_bytes_max)
         return "need 1 <= request_bytes_max <= batch_bytes_max";
@@ -81,7 +78,7 @@ static const char *config_error(const struct pbft_config *c)
         return "checkpoint_interval must be >= 1";
     if (c->watermark_window < 2 * c->checkpoint_interval ||
         c->watermark_window % c->checkpoint_interval != 0 ||
-        c->watermark_window > WINDOW_MAX_LIMIT)
+        c->watermark_window > WINDOW_MAX)
         return "watermark_window must be m*K, m >= 2, <= 4096";
     if (c->pending_max < 1 || c->pending_max > (1u << 20) || c->clients_max < 1)
         return "pending_max and clients_max must be >= 1";
@@ -125,12 +122,14 @@ static int alloc_all(struct pbft *p)
     p->stable.votes = calloc(p->n, sizeof(struct pbft_vote));
     p->scratch_cert.votes = calloc(p->n, sizeof(struct pbft_vote));
     p->fetch_answered = calloc(p->n, sizeof(*p->fetch_answered));
+    p->answered_at = calloc(p->n, sizeof(*p->answered_at));
     p->o_hdrs = calloc(p->L, sizeof(*p->o_hdrs));
     p->o_batches = calloc(p->L, sizeof(*p->o_batches));
     p->enc_cap = digest_enc_cap(&p->cfg);
     p->enc = malloc(p->enc_cap);
     if (!p->ckpt || !p->stable.votes || !p->scratch_cert.votes ||
-        !p->fetch_answered || !p->o_hdrs || !p->o_batches || !p->enc)
+        !p->fetch_answered || !p->answered_at || !p->o_hdrs || !p->o_batches ||
+        !p->enc)
         return PBFT_ENOMEM;
     return rv;
 }
@@ -189,6 +188,7 @@ void pbft_free(struct pbft *p)
     free(p->stable.votes);
     free(p->scratch_cert.votes);
     free(p->fetch_answered);
+    free(p->answered_at);
     free(p->o_hdrs);
     free(p->o_batches);
     free(p->enc);

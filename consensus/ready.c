@@ -118,6 +118,11 @@ struct pbft_vote *ready_copy_votes(struct pbft *p, const struct pbft_vote *v,
     return copy;
 }
 
+uint32_t ready_room(const struct pbft *p)
+{
+    return p->rb.cap_msg_store - p->rb.n_msg_store;
+}
+
 struct pbft_msg *ready_msg(struct pbft *p, enum pbft_msg_type type)
 {
     struct ready_buf *rb = &p->rb;

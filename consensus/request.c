@@ -194,8 +194,13 @@ void request_arm_timer(struct pbft *p)
 
 static void forward(struct pbft *p, const struct pbft_request *req)
 {
-    struct pbft_msg *m = ready_msg(p, PBFT_MSG_REQUEST);
+    struct pbft_msg *m;
 
+    /* Forwarding is best effort (the client retransmits): leave the room
+     * our own protocol messages of this step need. */
+    if (ready_room(p) <= 3 * p->L + p->L * p->cfg.batch_max + p->n + 16)
+        return;
+    m = ready_msg(p, PBFT_MSG_REQUEST);
     if (m == NULL)
         return;
     m->u.request = *req;
@@ -219,16 +224,19 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
     }
     if (forwarded && (!pbft_is_primary(p) || p->in_vc))
         return pbft_drop(p, PBFT_ESTALE, "forwarded request, not primary");
-    /* A backup keeps watching a request already in flight (its timer
-     * catches a primary that stalls it); the primary proposed it already. */
-    if (pending_find(p, req) != NULL ||
-        (pbft_is_primary(p) && request_in_window(p, req, 0)))
+    if (pending_find(p, req) != NULL)
         return pbft_drop(p, PBFT_ESTALE, "duplicate request");
+    if (forwarded && request_in_window(p, req, 0))
+        return pbft_drop(p, PBFT_ESTALE, "request in flight");
     if (!p->cfg.crypto.verify_request(p->cfg.crypto.ctx, req))
         return pbft_drop(p, PBFT_EBADSIG, "request signature");
     e = pending_add(p, req);
     if (e == NULL)
         return pbft_drop(p, PBFT_EFULL, "pending queue full");
+    /* A client retransmitting a request already in flight is still waiting
+     * for it: keep it queued, so its timer catches a stalled view (the
+     * primary's own included), but never propose it twice. */
+    e->proposed = request_in_window(p, req, 0);
     trace(p, "recv REQUEST n=%llu%s -> queued", (unsigned long long)req->req_no,
           forwarded ? " forwarded" : "");
     if (!pbft_is_primary(p) && !p->in_vc)
@@ -336,11 +344,11 @@ static uint32_t collect(struct pbft *p, struct pbft_request *out,
 
 void request_cut_batches(struct pbft *p)
 {
-    struct pbft_request reqs[256];
-    struct pending *taken[256];
+    struct pbft_request reqs[BATCH_MAX];
+    struct pending *taken[BATCH_MAX];
 
-    /* batch_max <= 256 (checked by pbft_new), so the arrays suffice; one
-     * batch per window position at most. */
+    /* batch_max <= BATCH_MAX (checked by pbft_new); one batch per window
+     * position at most. */
     for (uint32_t round = 0; round < p->L && can_propose(p); round++) {
         bool full;
         uint32_t k = collect(p, reqs, taken, &full);

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #define VC_STATEMENT_MAX 128
+/* One bit per window offset 1..L. */
+#define WINDOW_WORDS (WINDOW_MAX / 64 + 1)
 
 static int store_alloc(struct vc_store *s, uint32_t n, uint32_t L)
 {
@@ -158,7 +160,7 @@ static bool batch_shape_ok(const struct pbft *p,
 static bool vc_shape_ok(const struct pbft *p, const struct pbft_view_change *vc,
                         bool batches)
 {
-    uint64_t seen[64];
+    uint64_t seen[WINDOW_WORDS];
 
     if (vc->replica >= p->n || vc->n_prepared > p->L ||
         vc->stable.n_votes > p->n)
@@ -262,6 +264,7 @@ static void compute_o(struct pbft *p, pbft_view w,
     uint64_t ts = 0;
 
     PBFT_ASSERT(n_v > 0);
+    PBFT_ASSERT(n_v <= p->n);
     o->stable = &v[0]->stable;
     for (uint32_t i = 1; i < n_v; i++)
         if (v[i]->stable.seq > o->stable->seq)
@@ -408,6 +411,8 @@ static void enter_view(struct pbft *p, pbft_view w, const struct o_set *o,
 {
     bool primary;
 
+    PBFT_ASSERT(w >= p->view);
+    PBFT_ASSERT(o->n <= p->L);
     /* Still in view change while O goes in: nothing may be proposed in
      * between (adopting a stable checkpoint moves the window). */
     p->view = w;
@@ -700,6 +705,15 @@ int vc_new_view_receive(struct pbft *p, uint32_t from,
 
 /* ---- timer, restart ------------------------------------------------------ */
 
+static bool someone_ahead(const struct pbft *p)
+{
+    for (uint32_t r = 0; r < p->n; r++)
+        if (r != p->cfg.self && p->vcs[r].valid &&
+            p->vcs[r].vc.new_view > p->view)
+            return true;
+    return false;
+}
+
 void vc_timeout(struct pbft *p)
 {
     const struct pbft_view_change *v[PBFT_MAX_REPLICAS];
@@ -711,10 +725,10 @@ void vc_timeout(struct pbft *p)
         vc_start(p, p->view + 1);
         return;
     }
-    /* A quorum moved to this view but its primary stayed silent: go on.
-     * Alone (or nearly), resend instead, so one replica that cannot hear
-     * the others does not run ahead of everyone. */
-    if (collect_v(p, p->view, v) >= p->q) {
+    /* A quorum moved to this view but its primary stayed silent, or some
+     * replica is already past it: go on. Otherwise resend, so one replica
+     * that cannot hear the others does not run ahead of everyone. */
+    if (collect_v(p, p->view, v) >= p->q || someone_ahead(p)) {
         vc_start(p, p->view + 1);
         return;
     }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_BUCKETS     256
+#define API_BUCKETS      256
 #define API_LOG_EVERY_MS 1000u
 
 enum api_state { API_RECV = 1, API_SEND };

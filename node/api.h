@@ -11,12 +11,12 @@
 #ifndef API_H
 #define API_H
 
+#include "api.pb-c.h"
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "api.pb-c.h"
-#include "lg.h"
 
 struct api;
 struct api_call;

@@ -145,8 +145,7 @@ int client_status(struct client *c, Tc__ClientReply **reply)
     return client_call(c, &req, reply);
 }
 
-int client_get_block(struct client *c, uint64_t height,
-                     Tc__ClientReply **reply)
+int client_get_block(struct client *c, uint64_t height, Tc__ClientReply **reply)
 {
     Tc__GetBlock gb = TC__GET_BLOCK__INIT;
     gb.height = height;

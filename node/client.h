@@ -11,12 +11,12 @@
 #ifndef CLIENT_H
 #define CLIENT_H
 
+#include "api.pb-c.h"
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "api.pb-c.h"
-#include "lg.h"
 
 #define CLIENT_REPLY_MAX (64u << 20)
 

@@ -91,8 +91,10 @@ struct config_limit_key {
     uint32_t min;
 };
 
-#define CONFIG_LIMIT(field, minimum)                                           \
-    {#field, offsetof(struct node_limits, field), (minimum)}
+#define CONFIG_LIMIT(field, minimum)                           \
+    {                                                          \
+#field, offsetof(struct node_limits, field), (minimum) \
+    }
 
 static const struct config_limit_key config_limit_keys[] = {
     CONFIG_LIMIT(peer_recv_max_bytes, 4096),
@@ -149,18 +151,19 @@ struct config_str_key {
     size_t cap;
 };
 
-#define CONFIG_STR(field)                                                      \
-    {#field, offsetof(struct node_config, field),                             \
-     sizeof(((struct node_config *)0)->field)}
+#define CONFIG_STR(field)                            \
+    {                                                \
+#field, offsetof(struct node_config, field), \
+            sizeof(((struct node_config *)0)->field) \
+    }
 
 static const struct config_str_key config_str_keys[] = {
-    CONFIG_STR(client_url), CONFIG_STR(peer_listen_url),
-    CONFIG_STR(http_addr),  CONFIG_STR(data_dir),
-    CONFIG_STR(log_level),  CONFIG_STR(log_format),
+    CONFIG_STR(client_url), CONFIG_STR(peer_listen_url), CONFIG_STR(http_addr),
+    CONFIG_STR(data_dir),   CONFIG_STR(log_level),       CONFIG_STR(log_format),
 };
 
-static int config_parse_key(const char *key, json_t *val,
-                            struct node_config *c, char *err, size_t err_len)
+static int config_parse_key(const char *key, json_t *val, struct node_config *c,
+                            char *err, size_t err_len)
 {
     if (strcmp(key, "replica_id") == 0) {
         json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
@@ -295,8 +298,7 @@ static int config_apply_env(struct node_config *c, char *err, size_t err_len)
         {"TRIALCHAIN_DATA_DIR", offsetof(struct node_config, data_dir),
          CONFIG_PATH_MAX},
         {"TRIALCHAIN_LOG_LEVEL", offsetof(struct node_config, log_level), 16},
-        {"TRIALCHAIN_LOG_FORMAT", offsetof(struct node_config, log_format),
-         16},
+        {"TRIALCHAIN_LOG_FORMAT", offsetof(struct node_config, log_format), 16},
     };
     for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
         const char *v = getenv(envs[i].env);
@@ -371,15 +373,14 @@ int config_load(int argc, char **argv, struct node_config *c, char *err,
                  "TRIALCHAIN_HOME.");
         return LG_ECONFIG;
     }
-    rv = config_set_str(c->home, sizeof(c->home), home, "--home", err,
-                        err_len);
+    rv = config_set_str(c->home, sizeof(c->home), home, "--home", err, err_len);
     if (rv == LG_OK)
         rv = config_read_file(c, err, err_len);
     if (rv == LG_OK)
         rv = config_apply_env(c, err, err_len);
     if (rv == LG_OK && f.log_format != NULL)
-        rv = config_set_str(c->log_format, sizeof(c->log_format),
-                            f.log_format, "--log-format", err, err_len);
+        rv = config_set_str(c->log_format, sizeof(c->log_format), f.log_format,
+                            "--log-format", err, err_len);
     if (rv == LG_OK && f.log_level != NULL)
         rv = config_set_str(c->log_level, sizeof(c->log_level), f.log_level,
                             "--log-level", err, err_len);
@@ -397,8 +398,8 @@ int config_load(int argc, char **argv, struct node_config *c, char *err,
     rv = config_join(c->data_dir, sizeof(c->data_dir), c->home, data, err,
                      err_len);
     if (rv == LG_OK)
-        rv = config_join(c->key_path, sizeof(c->key_path), c->home,
-                         "node.key", err, err_len);
+        rv = config_join(c->key_path, sizeof(c->key_path), c->home, "node.key",
+                         err, err_len);
     if (rv == LG_OK)
         rv = config_join(c->genesis_path, sizeof(c->genesis_path), c->home,
                          "genesis.json", err, err_len);

@@ -26,11 +26,11 @@
 #ifndef CONFIG_H
 #define CONFIG_H
 
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "lg.h"
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_URL_MAX  256

@@ -126,8 +126,7 @@ static int fn_item(char *item, struct faultnet *f, char *err, size_t err_len)
 {
     char *eq = strchr(item, '=');
     if (eq == NULL) {
-        snprintf(err, err_len, "fault spec item \"%s\" is not key=value",
-                 item);
+        snprintf(err, err_len, "fault spec item \"%s\" is not key=value", item);
         return -1;
     }
     *eq = '\0';

@@ -27,31 +27,31 @@
 #ifndef FAULTNET_H
 #define FAULTNET_H
 
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lg.h"
-
-#define FAULTNET_ENV       "TRIALCHAIN_FAULTS"
-#define FAULTNET_MAX_PEERS 64
+#define FAULTNET_ENV          "TRIALCHAIN_FAULTS"
+#define FAULTNET_MAX_PEERS    64
 #define FAULTNET_DELAY_MAX_MS 600000u /* one frame is held at most 10 min */
 
 struct faultnet_stats {
-    uint64_t frames;     /* decisions made */
+    uint64_t frames; /* decisions made */
     uint64_t dropped;
     uint64_t duplicated;
-    uint64_t delayed;    /* held (delay or reorder) */
+    uint64_t delayed; /* held (delay or reorder) */
     uint64_t reordered;
 };
 
 struct faultnet {
-    bool enabled;             /* false: every frame is delivered at once */
+    bool enabled; /* false: every frame is delivered at once */
     double drop, dup, reorder;
     uint32_t delay_min_ms, delay_max_ms;
-    uint64_t peers;           /* bit i: replica i's links are faulty */
+    uint64_t peers; /* bit i: replica i's links are faulty */
     uint64_t seed;
-    uint64_t rng;             /* PRNG state, from seed */
+    uint64_t rng; /* PRNG state, from seed */
     struct faultnet_stats stats;
 };
 

@@ -6,10 +6,10 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include "lg.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "lg.h"
 
 /* Renders the body for `path` into *body (malloc'd, the server frees it)
  * and sets *status. Runs on an NNG thread: it must be thread-safe. */

@@ -4,14 +4,14 @@
  * Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 when the node
  * refuses to start or hits a fatal storage error, 2 on a usage error.
  */
+#include "config.h"
+#include "lg.h"
+#include "node.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "config.h"
-#include "lg.h"
-#include "node.h"
 
 struct signal_waiter {
     sigset_t set;

@@ -23,8 +23,8 @@ struct net_peer {
     uint32_t id;
     nng_socket push;
     bool open;
-    atomic_int pipes;       /* connected outgoing pipes */
-    uint8_t *key;           /* 32 bytes in n->keys (sodium_malloc) */
+    atomic_int pipes; /* connected outgoing pipes */
+    uint8_t *key;     /* 32 bytes in n->keys (sodium_malloc) */
     /* token bucket, touched only by the single receive callback */
     double tokens;
     unsigned long long refill_ms;
@@ -48,7 +48,8 @@ struct net {
     unsigned long long bad_logged_ms;
 };
 
-/* ---- frames --------------------------------------------------------------- */
+/* ---- frames ---------------------------------------------------------------
+ */
 
 int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
                  uint8_t key[32])
@@ -90,13 +91,13 @@ int net_frame_open(const uint8_t key[32], const uint8_t *frame, size_t len,
     if (len < NET_OVERHEAD)
         return LG_EBADMSG;
     if (crypto_box_open_easy_afternm(pt, frame + NET_HDR_BYTES,
-                                     len - NET_HDR_BYTES, frame + 4,
-                                     key) != 0)
+                                     len - NET_HDR_BYTES, frame + 4, key) != 0)
         return LG_EBADMSG;
     return LG_OK;
 }
 
-/* ---- receive -------------------------------------------------------------- */
+/* ---- receive --------------------------------------------------------------
+ */
 
 static void net_drop_bad(struct net *n, const char *why, size_t len)
 {
@@ -180,7 +181,8 @@ static void net_rx_cb(void *arg)
     nng_recv_aio(n->pull, n->rx);
 }
 
-/* ---- links ---------------------------------------------------------------- */
+/* ---- links ----------------------------------------------------------------
+ */
 
 static void net_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
@@ -215,16 +217,15 @@ static int net_dial_peer(struct net *n, struct net_peer *p, const char *url,
     /* Non-blocking dial: NNG keeps retrying in the background. */
     rv = nng_dial(p->push, url, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
-        snprintf(err, err_len, "cannot dial replica %u at %s: %s.", p->id,
-                 url, nng_strerror(rv));
+        snprintf(err, err_len, "cannot dial replica %u at %s: %s.", p->id, url,
+                 nng_strerror(rv));
         return LG_ENET;
     }
     (void)n;
     return LG_OK;
 }
 
-static int net_listen(struct net *n, const char *url, char *err,
-                      size_t err_len)
+static int net_listen(struct net *n, const char *url, char *err, size_t err_len)
 {
     int rv = nng_pull0_open(&n->pull);
     if (rv != 0) {
@@ -251,8 +252,8 @@ static int net_listen(struct net *n, const char *url, char *err,
     return LG_OK;
 }
 
-static int net_derive_keys(struct net *n, const struct net_params *p,
-                           char *err, size_t err_len)
+static int net_derive_keys(struct net *n, const struct net_params *p, char *err,
+                           size_t err_len)
 {
     n->keys = sodium_malloc((size_t)p->n * 32u);
     if (n->keys == NULL) {
@@ -335,7 +336,8 @@ void net_close(struct net *n)
     free(n);
 }
 
-/* ---- send ----------------------------------------------------------------- */
+/* ---- send -----------------------------------------------------------------
+ */
 
 int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
 {

@@ -18,16 +18,16 @@
 #ifndef NET_H
 #define NET_H
 
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lg.h"
-
-#define NET_HDR_BYTES   (4u + 24u)
-#define NET_MAC_BYTES   16u
-#define NET_OVERHEAD    (NET_HDR_BYTES + NET_MAC_BYTES)
-#define NET_MAX_PEERS   64
+#define NET_HDR_BYTES (4u + 24u)
+#define NET_MAC_BYTES 16u
+#define NET_OVERHEAD  (NET_HDR_BYTES + NET_MAC_BYTES)
+#define NET_MAX_PEERS 64
 
 /* Hands one opened plaintext to the node; the callee owns `data` (free()).
  * Runs on an NNG thread. */
@@ -37,13 +37,13 @@ typedef void (*net_recv_fn)(void *arg, uint32_t from, uint8_t *data,
 struct net_params {
     uint32_t self;
     uint32_t n;
-    const uint8_t *sk;          /* this replica's Ed25519 secret key (64) */
-    const uint8_t (*pks)[32];   /* n Ed25519 public keys, by replica id */
+    const uint8_t *sk;        /* this replica's Ed25519 secret key (64) */
+    const uint8_t (*pks)[32]; /* n Ed25519 public keys, by replica id */
     const char *listen_url;
     const char *const *peer_urls; /* n URLs; [self] is not dialed */
     uint32_t recv_max_bytes;
-    uint32_t sendbuf;           /* messages buffered per outgoing link */
-    uint32_t msgs_per_s;        /* token bucket per sender */
+    uint32_t sendbuf;    /* messages buffered per outgoing link */
+    uint32_t msgs_per_s; /* token bucket per sender */
     uint32_t burst;
     net_recv_fn recv;
     void *arg;
@@ -54,10 +54,10 @@ struct net_stats {
     uint64_t frames_out;
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t dropped_bad_frame;  /* too short, unknown sender, not opening */
-    uint64_t dropped_throttled;  /* over a sender's token bucket */
-    uint64_t dropped_send_full;  /* outgoing buffer full */
-    uint32_t peers_connected;    /* outgoing links up */
+    uint64_t dropped_bad_frame; /* too short, unknown sender, not opening */
+    uint64_t dropped_throttled; /* over a sender's token bucket */
+    uint64_t dropped_send_full; /* outgoing buffer full */
+    uint32_t peers_connected;   /* outgoing links up */
 };
 
 struct net;
@@ -84,8 +84,8 @@ void net_get_stats(struct net *n, struct net_stats *st);
 int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
                  uint8_t key[32]) LG_MUST_CHECK;
 /* out must hold len + NET_OVERHEAD bytes. */
-void net_frame_seal(const uint8_t key[32], uint32_t sender,
-                    const uint8_t *pt, size_t len, uint8_t *out);
+void net_frame_seal(const uint8_t key[32], uint32_t sender, const uint8_t *pt,
+                    size_t len, uint8_t *out);
 /* Reads the claimed sender of a frame; LG_EBADMSG when too short. */
 int net_frame_sender(const uint8_t *frame, size_t len, uint32_t *sender);
 /* Opens a frame into pt (len - NET_OVERHEAD bytes); LG_EBADMSG when it

@@ -7,11 +7,6 @@
  */
 #include "node.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "api.h"
 #include "codec.h"
 #include "crypto.h"
@@ -26,12 +21,18 @@
 #include "store.h"
 #include "tx.h"
 
-#define NODE_DRAIN_MAX        256   /* inputs handled per loop turn */
-#define NODE_IDLE_WAIT_MS     100   /* housekeeping at least this often */
-#define NODE_EXEC_Q           4096
-#define NODE_OUTBOX_MAX       4096  /* frames per group commit, at most */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
-/* ---- the input queue ------------------------------------------------------ */
+#define NODE_DRAIN_MAX    256 /* inputs handled per loop turn */
+#define NODE_IDLE_WAIT_MS 100 /* housekeeping at least this often */
+#define NODE_EXEC_Q       4096
+#define NODE_OUTBOX_MAX   4096 /* frames per group commit, at most */
+
+/* ---- the input queue ------------------------------------------------------
+ */
 
 static bool node_queue_push(struct node *n, const struct node_input *in,
                             bool force)
@@ -50,8 +51,8 @@ static bool node_queue_push(struct node *n, const struct node_input *in,
 
 /* Pops up to max inputs, waiting until one arrives or deadline_ms (wall
  * clock) passes. */
-static size_t node_queue_pop(struct node *n, struct node_input *out,
-                             size_t max, uint64_t wait_ms)
+static size_t node_queue_pop(struct node *n, struct node_input *out, size_t max,
+                             uint64_t wait_ms)
 {
     pthread_mutex_lock(&n->q_mu);
     if (n->q_len == 0 && wait_ms > 0) {
@@ -83,12 +84,11 @@ static void node_input_free(struct node_input *in)
 }
 
 /* Runs on an NNG thread. */
-static void node_peer_recv(void *arg, uint32_t from, uint8_t *data,
-                           size_t len)
+static void node_peer_recv(void *arg, uint32_t from, uint8_t *data, size_t len)
 {
     struct node *n = arg;
-    struct node_input in = {.type = NODE_IN_PEER, .from = from,
-                            .data = data, .len = len};
+    struct node_input in = {
+        .type = NODE_IN_PEER, .from = from, .data = data, .len = len};
     if (!node_queue_push(n, &in, false)) {
         free(data);
         atomic_fetch_add(&n->dropped_queue_full, 1);
@@ -116,7 +116,8 @@ void node_stop(struct node *n)
     (void)node_queue_push(n, &in, true);
 }
 
-/* ---- driving the core ----------------------------------------------------- */
+/* ---- driving the core -----------------------------------------------------
+ */
 
 /* Writes the core's records without syncing: node_flush syncs once for
  * everything written in this loop turn before any message leaves. */
@@ -209,8 +210,7 @@ void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
     if (buf == NULL)
         return;
     tc__peer_frame__pack(f, buf);
-    n->outbox[n->n_out++] = (struct node_out){.to = to, .buf = buf,
-                                              .len = len};
+    n->outbox[n->n_out++] = (struct node_out){.to = to, .buf = buf, .len = len};
 }
 
 static int node_execute(struct node *n, const struct pbft_execute *ex)
@@ -246,8 +246,8 @@ static int node_execute(struct node *n, const struct pbft_execute *ex)
                (unsigned long long)ex->seq);
         return LG_ENOMEM;
     }
-    struct node_exec *e = &n->exec_q[(n->exec_head + n->exec_len) %
-                                     NODE_EXEC_Q];
+    struct node_exec *e =
+        &n->exec_q[(n->exec_head + n->exec_len) % NODE_EXEC_Q];
     e->seq = ex->seq;
     memcpy(e->digest, hash, 32);
     n->exec_len++;
@@ -259,8 +259,7 @@ static int node_execute(struct node *n, const struct pbft_execute *ex)
     return LG_OK;
 }
 
-static int node_certified(struct node *n,
-                          const struct pbft_checkpoint_cert *c)
+static int node_certified(struct node *n, const struct pbft_checkpoint_cert *c)
 {
     int rv = ledger_put_cert(n->ledger, c);
     if (rv == LG_OK)
@@ -317,8 +316,8 @@ int node_step(struct node *n, const struct pbft_event *ev)
     memset(&r, 0, sizeof(r));
     int prv = pbft_step(n->pbft, ev, &r);
     if (prv != PBFT_OK)
-        lg_log(LG_DEBUG, "pbft_rejected", "event=%d err=\"%s\"",
-               (int)ev->type, pbft_strerror(prv));
+        lg_log(LG_DEBUG, "pbft_rejected", "event=%d err=\"%s\"", (int)ev->type,
+               pbft_strerror(prv));
     return node_process(n, &r);
 }
 
@@ -345,7 +344,8 @@ int node_process(struct node *n, struct pbft_ready *first)
     return rv;
 }
 
-/* ---- peer input ------------------------------------------------------------ */
+/* ---- peer input ------------------------------------------------------------
+ */
 
 static void node_peer_consensus(struct node *n, uint32_t from,
                                 const uint8_t *buf, size_t len)
@@ -402,7 +402,13 @@ static void node_peer_input(struct node *n, uint32_t from, const uint8_t *buf,
         node_log_dropped(n, "undecodable-frame", from);
         return;
     }
+    n->peer_seen_ms[from] = lg_mono_ms();
     switch (f->body_case) {
+    case TC__PEER_FRAME__BODY_HEARTBEAT:
+        n->peer_certified[from] = f->heartbeat->last_certified;
+        if (f->heartbeat->last_certified > n->peer_tip)
+            n->peer_tip = f->heartbeat->last_certified;
+        break;
     case TC__PEER_FRAME__BODY_CONSENSUS:
         node_peer_consensus(n, from, f->consensus.data, f->consensus.len);
         break;
@@ -431,7 +437,8 @@ void node_log_dropped(struct node *n, const char *why, uint32_t from)
            (unsigned long long)atomic_load(&n->dropped_undecodable));
 }
 
-/* ---- the loop --------------------------------------------------------------- */
+/* ---- the loop ---------------------------------------------------------------
+ */
 
 static void node_input(struct node *n, struct node_input *in)
 {
@@ -450,9 +457,31 @@ static void node_input(struct node *n, struct node_input *in)
     }
 }
 
+static void node_heartbeat(struct node *n)
+{
+    unsigned long long mono = lg_mono_ms();
+    if (mono - n->heartbeat_ms < NODE_HEARTBEAT_MS)
+        return;
+    n->heartbeat_ms = mono;
+    struct ledger_tip tip;
+    struct pbft_status st;
+    ledger_tip(n->ledger, &tip);
+    pbft_get_status(n->pbft, &st);
+    Tc__Heartbeat hb = TC__HEARTBEAT__INIT;
+    hb.height = tip.height;
+    hb.last_certified = tip.last_certified;
+    hb.view = st.view;
+    Tc__PeerFrame f;
+    tc__peer_frame__init(&f);
+    f.body_case = TC__PEER_FRAME__BODY_HEARTBEAT;
+    f.heartbeat = &hb;
+    node_send_frame(n, PBFT_BROADCAST, &f);
+}
+
 static void node_timers(struct node *n)
 {
     uint64_t now = lg_now_ms();
+    node_heartbeat(n);
     if (now >= pbft_deadline_ms(n->pbft)) {
         struct pbft_event ev = {.type = PBFT_EV_TIMEOUT, .now_ms = now};
         (void)node_step(n, &ev);
@@ -490,7 +519,8 @@ int node_run(struct node *n)
     return n->fatal;
 }
 
-/* ---- open / close ------------------------------------------------------------ */
+/* ---- open / close
+ * ------------------------------------------------------------ */
 
 static int node_check_key(struct node *n, char *err, size_t err_len)
 {
@@ -569,6 +599,10 @@ static int node_open_core(struct node *n, char *err, size_t err_len)
     n->cctx.pks = (const uint8_t(*)[32])n->pks;
     n->cctx.chain_id = n->genesis->chain_id;
     crypto_pbft_init(&pc.crypto, &n->cctx);
+    n->crypto = pc.crypto;
+    n->pending_share = pc.pending_max / n->genesis->n_replicas;
+    if (n->pending_share < 1)
+        n->pending_share = 1;
     codec_limits_from_config(&pc, &n->limits);
     if (n->limits.msg_bytes_max > n->cfg->limits.peer_recv_max_bytes)
         n->limits.msg_bytes_max = n->cfg->limits.peer_recv_max_bytes;

@@ -14,10 +14,10 @@
 #ifndef NODE_H
 #define NODE_H
 
-#include <stddef.h>
-
 #include "config.h"
 #include "lg.h"
+
+#include <stddef.h>
 
 struct node;
 

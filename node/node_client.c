@@ -8,20 +8,21 @@
  * or its deadline passes (REPLY_TIMEOUT). They are bounded by
  * limits.waiting_max and found by tx id through an open-addressing index.
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "node_int.h"
 #include "tx.h"
 
-#define PAGE_DEFAULT     50
-#define PAGE_MAX         200
-#define PAGE_BYTES_MAX   (8u << 20)
-#define WAIT_MAX_MS      120000u
-#define IDX_EMPTY        (-1)
-#define IDX_TOMB         (-2)
+#include <stdlib.h>
+#include <string.h>
 
-/* ---- the waiter index -------------------------------------------------------- */
+#define PAGE_DEFAULT   50
+#define PAGE_MAX       200
+#define PAGE_BYTES_MAX (8u << 20)
+#define WAIT_MAX_MS    120000u
+#define IDX_EMPTY      (-1)
+#define IDX_TOMB       (-2)
+
+/* ---- the waiter index
+ * -------------------------------------------------------- */
 
 static uint32_t widx_hash(const struct node *n, const uint8_t id[32])
 {
@@ -130,7 +131,8 @@ void node_waiters_executed(struct node *n, const uint8_t tx_id[32],
     }
 }
 
-/* ---- replies ------------------------------------------------------------------- */
+/* ---- replies
+ * ------------------------------------------------------------------- */
 
 static void reply_submit(struct api_call *call, const uint8_t tx_id[32],
                          bool committed, Tc__Receipt *receipt)
@@ -170,6 +172,18 @@ void node_waiters_certified(struct node *n)
         if (wt->used && wt->height != 0 && wt->height <= tip.last_certified)
             (void)waiter_try_answer(n, wt);
     }
+}
+
+void node_waiters_recheck(struct node *n)
+{
+    for (uint32_t w = 0; w < n->n_waiters_max && n->n_waiters > 0; w++) {
+        struct node_waiter *wt = &n->waiters[w];
+        struct ledger_tx_loc loc;
+        if (wt->used && wt->height == 0 &&
+            ledger_find_tx(n->ledger, wt->tx_id, &loc) == LG_OK)
+            wt->height = loc.height;
+    }
+    node_waiters_certified(n);
 }
 
 void node_waiters_retransmitted(struct node *n,
@@ -217,7 +231,8 @@ void node_waiters_shutdown(struct node *n)
     }
 }
 
-/* ---- submit ----------------------------------------------------------------------- */
+/* ---- submit
+ * ----------------------------------------------------------------------- */
 
 static Tc__ReplyCode submit_code(int rv)
 {
@@ -252,8 +267,17 @@ static void node_submit(struct node *n, struct api_call *call,
         submit_refused(n, call, rv, why[0] ? why : lg_strerror(rv));
         return;
     }
-    uint64_t timeout = sub->timeout_ms ? sub->timeout_ms
-                                       : n->cfg->limits.submit_timeout_ms;
+    struct pbft_status st;
+    pbft_get_status(n->pbft, &st);
+    if (st.pending_requests >= n->pending_share) {
+        tx_view_free(&v);
+        api_reply_error(call, TC__REPLY_CODE__REPLY_BUSY,
+                        "Too many transactions are waiting to be ordered; "
+                        "retry shortly.");
+        return;
+    }
+    uint64_t timeout =
+        sub->timeout_ms ? sub->timeout_ms : n->cfg->limits.submit_timeout_ms;
     if (timeout > WAIT_MAX_MS)
         timeout = WAIT_MAX_MS;
     struct node_waiter *wt = NULL;
@@ -306,7 +330,8 @@ static void node_submit(struct node *n, struct api_call *call,
         reply_submit(call, id, false, NULL);
 }
 
-/* ---- queries ---------------------------------------------------------------------- */
+/* ---- queries
+ * ---------------------------------------------------------------------- */
 
 static void reply_error_rv(struct api_call *call, int rv, const char *what)
 {
@@ -328,8 +353,6 @@ static void query_status(struct node *n, struct api_call *call)
     struct ledger_tip tip;
     pbft_get_status(n->pbft, &st);
     ledger_tip(n->ledger, &tip);
-    struct net_stats ns;
-    net_get_stats(n->net, &ns);
     Tc__StatusReply s = TC__STATUS_REPLY__INIT;
     s.chain_id.data = n->genesis->chain_id;
     s.chain_id.len = 32;
@@ -342,16 +365,17 @@ static void query_status(struct node *n, struct api_call *call)
     s.log_size = tip.log_size;
     s.log_root.data = tip.log_root;
     s.log_root.len = 32;
-    s.peers_connected = ns.peers_connected;
+    uint32_t live = node_peers_live(n);
+    s.peers_connected = live;
     s.n_replicas = n->genesis->n_replicas;
     s.stable_seq = st.stable_seq;
     s.last_certified = tip.last_certified;
     char *reasons[2];
     char r0[128], r1[128];
     size_t nr = 0;
-    if (ns.peers_connected + 1 < pbft_quorum(n->genesis->n_replicas)) {
-        snprintf(r0, sizeof(r0), "connected to %u of %u replicas, quorum is %u",
-                 ns.peers_connected + 1, n->genesis->n_replicas,
+    if (live + 1 < pbft_quorum(n->genesis->n_replicas)) {
+        snprintf(r0, sizeof(r0), "hearing from %u of %u replicas, quorum is %u",
+                 live + 1, n->genesis->n_replicas,
                  pbft_quorum(n->genesis->n_replicas));
         reasons[nr++] = r0;
     }
@@ -519,8 +543,8 @@ static void query_trial(struct node *n, struct api_call *call,
     uint64_t idx[PAGE_MAX];
     page_bounds(q->page, &offset, &limit);
     if (!q->summary_only)
-        rv = registry_trial_entries(n->registry, n->store, q->trial_id,
-                                    offset, limit, idx, &k, &total);
+        rv = registry_trial_entries(n->registry, n->store, q->trial_id, offset,
+                                    limit, idx, &k, &total);
     if (rv != LG_OK)
         reply_error_rv(call, rv, "cannot list the trial's entries");
     else
@@ -569,8 +593,8 @@ static void query_list_trials(struct node *n, struct api_call *call,
     uint64_t offset, total = 0;
     size_t limit, k = 0;
     page_bounds(q->page, &offset, &limit);
-    int rv = registry_list_trials(n->registry, n->store, offset, limit, ids,
-                                  &k, &total);
+    int rv = registry_list_trials(n->registry, n->store, offset, limit, ids, &k,
+                                  &total);
     if (rv != LG_OK) {
         reply_error_rv(call, rv, "cannot list trials");
         return;
@@ -579,8 +603,8 @@ static void query_list_trials(struct node *n, struct api_call *call,
     Tc__TrialSummary *ptrs[PAGE_MAX];
     size_t got = 0;
     for (size_t i = 0; i < k; i++) {
-        if (registry_trial_summary(n->registry, n->store, ids[i],
-                                   &sums[got]) != LG_OK)
+        if (registry_trial_summary(n->registry, n->store, ids[i], &sums[got]) !=
+            LG_OK)
             continue;
         ptrs[got] = &sums[got];
         got++;

@@ -7,11 +7,6 @@
 #ifndef NODE_INT_H
 #define NODE_INT_H
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "api.h"
 #include "codec.h"
 #include "config.h"
@@ -25,6 +20,11 @@
 #include "peer.pb-c.h"
 #include "registry.h"
 #include "store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum node_in_type { NODE_IN_PEER = 1, NODE_IN_CLIENT, NODE_IN_STOP };
 
@@ -56,6 +56,7 @@ struct node_waiter {
 /* State transfer in progress. */
 struct node_fetch {
     bool active;
+    bool digest_known; /* false: started by us, not by the core */
     pbft_seq target;
     uint8_t digest[32];
     uint32_t peer;
@@ -82,8 +83,13 @@ struct node_metrics {
     uint32_t queue_len;
     bool fetching;
     uint64_t fetch_target;
-    uint64_t peer_tip; /* highest certified height a peer told us */
+    uint64_t peer_tip;   /* highest certified height a peer told us */
+    uint32_t peers_live; /* heard from within NODE_PEER_LIVE_MS */
 };
+
+#define NODE_HEARTBEAT_MS 1000
+#define NODE_PEER_LIVE_MS 3500
+#define NODE_BEHIND_SLACK 64 /* blocks behind peers before "not ready" */
 
 struct node {
     const struct node_config *cfg;
@@ -93,6 +99,11 @@ struct node {
     bool key_loaded;
     uint8_t pks[PBFT_MAX_REPLICAS][32];
     struct crypto_replica_ctx cctx;
+    struct pbft_crypto crypto; /* checks certificates fetched from peers */
+    /* Client requests this node lets wait in its core at once: the
+     * primary's pool holds every node's share, and a request forwarded
+     * into a full pool is dropped there, so each node takes only 1/n. */
+    uint32_t pending_share;
     struct codec_limits limits;
 
     struct store *store;
@@ -126,6 +137,18 @@ struct node {
 
     struct node_fetch fetch;
     uint64_t peer_tip;
+    /* liveness: when each peer was last heard from (mono ms) */
+    uint64_t peer_seen_ms[PBFT_MAX_REPLICAS];
+    uint64_t peer_certified[PBFT_MAX_REPLICAS];
+    uint64_t heartbeat_ms;
+    uint64_t served_ms[PBFT_MAX_REPLICAS]; /* last block chunk served */
+    /* Blocks executed but not certified when the process died: their
+     * certificates are fetched from peers (0: none missing). */
+    uint64_t cert_missing_from;
+    uint64_t cert_asked_ms;
+    uint32_t cert_peer;
+    uint64_t stuck_since_ms; /* behind peers with no progress since */
+    uint64_t stuck_height;
 
     bool running;
     int fatal;
@@ -160,6 +183,9 @@ void node_waiters_free(struct node *n);
 void node_waiters_executed(struct node *n, const uint8_t tx_id[32],
                            uint64_t height);
 void node_waiters_certified(struct node *n);
+/* After blocks arrived by state transfer (not executed here): finds the
+ * waiters' txs in the ledger and answers those now certified. */
+void node_waiters_recheck(struct node *n);
 void node_waiters_retransmitted(struct node *n,
                                 const struct pbft_reply_cached *r);
 void node_waiters_expire(struct node *n, uint64_t now_ms);
@@ -171,6 +197,8 @@ void node_client_handle(struct node *n, struct api_call *call,
 int node_restore(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
 int node_start(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
 int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq);
+/* Finds the lowest block from `from` on without a certificate. */
+void node_certs_scan(struct node *n, uint64_t from);
 void node_fetch_start(struct node *n, pbft_seq target,
                       const uint8_t digest[32]);
 void node_fetch_tick(struct node *n, uint64_t now_ms);
@@ -180,6 +208,8 @@ void node_fetch_chunk(struct node *n, uint32_t from,
                       const Tc__BlockChunk *chunk);
 
 /* node_metrics.c */
+/* Peers heard from within NODE_PEER_LIVE_MS (heartbeats or any frame). */
+uint32_t node_peers_live(const struct node *n);
 void node_metrics_update(struct node *n);
 /* Runs on an NNG thread. */
 int node_http_render(void *arg, const char *path, char **body, size_t *len,

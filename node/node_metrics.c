@@ -5,13 +5,25 @@
  * The loop copies what it owns into n->m under m_mu once per turn; the
  * HTTP thread reads that copy plus the links' and API's atomic counters.
  */
+#include "node_int.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node_int.h"
-
 #define BODY_MAX 8192
+
+uint32_t node_peers_live(const struct node *n)
+{
+    uint32_t live = 0;
+    unsigned long long mono = lg_mono_ms();
+    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
+        if (i != n->self && n->peer_seen_ms[i] != 0 &&
+            mono - n->peer_seen_ms[i] < NODE_PEER_LIVE_MS)
+            live++;
+    }
+    return live;
+}
 
 void node_metrics_update(struct node *n)
 {
@@ -26,6 +38,7 @@ void node_metrics_update(struct node *n)
     m.fetching = n->fetch.active || m.st.fetching_state;
     m.fetch_target = n->fetch.target;
     m.peer_tip = n->peer_tip;
+    m.peers_live = node_peers_live(n);
     pthread_mutex_lock(&n->q_mu);
     m.queue_len = (uint32_t)n->q_len;
     pthread_mutex_unlock(&n->q_mu);
@@ -45,8 +58,7 @@ struct body {
     size_t len;
 };
 
-static void body_printf(struct body *b, const char *fmt, ...)
-    LG_PRINTF(2, 3);
+static void body_printf(struct body *b, const char *fmt, ...) LG_PRINTF(2, 3);
 
 static void body_printf(struct body *b, const char *fmt, ...)
 {
@@ -97,7 +109,11 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
     render_metric(b, "trialchain_view_changes_total", "counter",
                   "Views entered after the first.", m->st.view_changes);
     render_metric(b, "trialchain_peers_connected", "gauge",
-                  "Outgoing peer links up.", ns.peers_connected);
+                  "Peers heard from in the last few seconds.", m->peers_live);
+    render_metric(b, "trialchain_peer_links_up", "gauge",
+                  "Outgoing peer links up (TCP).", ns.peers_connected);
+    render_metric(b, "trialchain_peer_certified_max", "gauge",
+                  "Highest certified height a peer reported.", m->peer_tip);
     render_metric(b, "trialchain_bad_signatures_total", "counter",
                   "Consensus messages with a bad signature.",
                   m->st.bad_signatures);
@@ -138,7 +154,8 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
         {"tx_refused", atomic_load(&n->client_rejected)},
     };
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
-        body_printf(b, "trialchain_dropped_messages_total{reason=\"%s\"} %llu\n",
+        body_printf(b,
+                    "trialchain_dropped_messages_total{reason=\"%s\"} %llu\n",
                     drops[i].reason, drops[i].v);
 }
 
@@ -146,18 +163,20 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
 static void render_readyz(struct node *n, const struct node_metrics *m,
                           struct body *b, uint16_t *status)
 {
-    struct net_stats ns;
-    net_get_stats(n->net, &ns);
     uint32_t total = n->genesis->n_replicas;
     uint32_t q = pbft_quorum(total);
     size_t before = b->len;
-    if (ns.peers_connected + 1 < q)
-        body_printf(b, "connected to %u of %u replicas, quorum is %u\n",
-                    ns.peers_connected + 1, total, q);
+    if (m->peers_live + 1 < q)
+        body_printf(b, "hearing from %u of %u replicas, quorum is %u\n",
+                    m->peers_live + 1, total, q);
     if (m->fetching)
         body_printf(b, "catching up: at height %llu, fetching up to %llu\n",
                     (unsigned long long)m->tip.height,
                     (unsigned long long)m->fetch_target);
+    else if (m->peer_tip > m->tip.height + NODE_BEHIND_SLACK)
+        body_printf(b, "behind: at height %llu, peers certified %llu\n",
+                    (unsigned long long)m->tip.height,
+                    (unsigned long long)m->peer_tip);
     if (atomic_load(&n->stopping))
         body_printf(b, "shutting down\n");
     if (b->len == before) {

@@ -11,18 +11,28 @@
  * ledger's tip, so an interrupted transfer resumes where it stopped. When
  * the tip reaches the target and its hash is the certified digest, the core
  * is told (PBFT_EV_STATE_TRANSFERRED).
+ *
+ * The core asks only when consensus traffic shows it is behind; a node
+ * that restarts into an idle consortium hears only heartbeats. When those
+ * say peers hold certified blocks beyond our tip and the tip has not moved
+ * for FETCH_STUCK_MS, the node fetches up to the peers' height on its own
+ * (every block still checked against its certificate) and then tells the
+ * core where the ledger is.
  */
+#include "node_int.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include "node_int.h"
 
 #define FETCH_TIMEOUT_MS  3000
 #define FETCH_BLOCKS      32
 #define SERVE_BLOCKS_MAX  64
 #define SERVE_BYTES_MAX   (16u << 20)
+#define FETCH_STUCK_MS    3000
+#define SERVE_INTERVAL_MS 10
+#define CERT_SCAN_BACK    256 /* > any window: uncertified blocks are recent */
 
-/* ---- restore ----------------------------------------------------------------- */
+/* ---- restore ------------------------------------------------------------- */
 
 int node_restore(struct node *n, char *err, size_t err_len)
 {
@@ -79,6 +89,8 @@ int node_start(struct node *n, char *err, size_t err_len)
                  (unsigned long long)tip.height, pbft_strerror(prv));
         return LG_ECORRUPT;
     }
+    node_certs_scan(
+        n, tip.height > CERT_SCAN_BACK ? tip.height - CERT_SCAN_BACK + 1 : 1);
     char hex[65];
     lg_hex(tip.block_hash, 32, hex);
     lg_log(LG_INFO, "resumed", "height=%llu hash=%s log_size=%llu",
@@ -95,9 +107,8 @@ int node_start(struct node *n, char *err, size_t err_len)
 
 int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq)
 {
-    struct store_iter *it =
-        store_iter_new(n->store, CODEC_KEY_MSG_PREFIX,
-                       strlen(CODEC_KEY_MSG_PREFIX), NULL, 0);
+    struct store_iter *it = store_iter_new(
+        n->store, CODEC_KEY_MSG_PREFIX, strlen(CODEC_KEY_MSG_PREFIX), NULL, 0);
     if (it == NULL)
         return LG_ENOMEM;
     const unsigned char *k, *v;
@@ -112,7 +123,98 @@ int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq)
     return LG_OK;
 }
 
-/* ---- asking -------------------------------------------------------------------- */
+/* ---- certificates missing after a crash ------------------------------------
+ * A replica killed between executing a block and collecting its
+ * certificate keeps the block without one; nobody will send those votes
+ * again, so the certificate is fetched from a peer and checked here (a
+ * quorum of valid replica signatures over our own block hash). */
+
+void node_certs_scan(struct node *n, uint64_t from)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    n->cert_missing_from = 0;
+    for (uint64_t h = from ? from : 1; h <= tip.height; h++) {
+        Tc__Certificate *c = NULL;
+        if (ledger_get_cert(n->ledger, h, &c) == LG_OK) {
+            tc__certificate__free_unpacked(c, NULL);
+            continue;
+        }
+        n->cert_missing_from = h;
+        lg_log(LG_INFO, "certificates_missing", "from=%llu tip=%llu",
+               (unsigned long long)h, (unsigned long long)tip.height);
+        return;
+    }
+}
+
+static void certs_repair_one(struct node *n, uint64_t h,
+                             const Tc__CertifiedBlock *cb)
+{
+    Tc__Certificate *have = NULL;
+    if (ledger_get_cert(n->ledger, h, &have) == LG_OK) {
+        tc__certificate__free_unpacked(have, NULL);
+        return;
+    }
+    uint8_t hash[32];
+    Tc__Certificate *pc =
+        tc__certificate__unpack(NULL, cb->cert.len, cb->cert.data);
+    struct pbft_checkpoint_cert *cert = NULL;
+    bool ok =
+        pc != NULL && ledger_block_hash(n->ledger, h, hash) == LG_OK &&
+        codec_cert_from_proto(pc, n->genesis->n_replicas, &cert) == LG_OK &&
+        cert->seq == h && memcmp(cert->digest, hash, 32) == 0 &&
+        pbft_checkpoint_cert_valid(&n->crypto, n->genesis->n_replicas,
+                                   n->genesis->chain_id, cert);
+    if (ok && ledger_put_cert(n->ledger, cert) == LG_OK) {
+        n->unsynced = false;
+        lg_log(LG_INFO, "certificate_repaired", "height=%llu",
+               (unsigned long long)h);
+    } else {
+        lg_log(LG_WARN, "certificate_refused", "height=%llu",
+               (unsigned long long)h);
+    }
+    free(cert);
+    if (pc != NULL)
+        tc__certificate__free_unpacked(pc, NULL);
+}
+
+static void certs_repair(struct node *n, const Tc__BlockChunk *chunk)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    for (size_t i = 0; i < chunk->n_blocks; i++) {
+        uint64_t h = chunk->from_height + i;
+        if (h > tip.height)
+            break;
+        certs_repair_one(n, h, chunk->blocks[i]);
+    }
+    node_certs_scan(n, n->cert_missing_from);
+    if (n->cert_missing_from != 0)
+        n->cert_asked_ms = 0; /* ask for the rest now */
+}
+
+static uint32_t fetch_next_peer(const struct node *n, uint32_t p);
+
+static void certs_tick(struct node *n)
+{
+    if (n->cert_missing_from == 0 || n->fetch.active)
+        return;
+    unsigned long long now = lg_mono_ms();
+    if (n->cert_asked_ms != 0 && now - n->cert_asked_ms < FETCH_TIMEOUT_MS)
+        return;
+    n->cert_asked_ms = now;
+    n->cert_peer = fetch_next_peer(n, n->cert_peer);
+    Tc__BlockRequest req = TC__BLOCK_REQUEST__INIT;
+    req.from_height = n->cert_missing_from;
+    req.max_blocks = SERVE_BLOCKS_MAX;
+    Tc__PeerFrame f;
+    tc__peer_frame__init(&f);
+    f.body_case = TC__PEER_FRAME__BODY_BLOCK_REQUEST;
+    f.block_request = &req;
+    node_send_frame(n, n->cert_peer, &f);
+}
+
+/* ---- asking -------------------------------------------------------------- */
 
 static uint32_t fetch_next_peer(const struct node *n, uint32_t p)
 {
@@ -143,26 +245,34 @@ static void fetch_ask(struct node *n)
     n->fetch.asked_ms = lg_mono_ms();
 }
 
-void node_fetch_start(struct node *n, pbft_seq target,
-                      const uint8_t digest[32])
+static void fetch_begin(struct node *n, pbft_seq target, const uint8_t *digest,
+                        uint32_t first_peer)
 {
     if (n->fetch.active && n->fetch.target >= target)
         return;
     bool was_active = n->fetch.active;
     n->fetch.active = true;
     n->fetch.target = target;
-    memcpy(n->fetch.digest, digest, 32);
+    n->fetch.digest_known = digest != NULL;
+    if (digest != NULL)
+        memcpy(n->fetch.digest, digest, 32);
     if (!was_active) {
-        n->fetch.peer = fetch_next_peer(n, n->self);
+        n->fetch.peer = first_peer;
         n->fetch.started_ms = lg_mono_ms();
         n->fetch.attempts = 0;
     }
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);
-    lg_log(LG_INFO, "catchup_started", "height=%llu target=%llu peer=%u",
-           (unsigned long long)tip.height, (unsigned long long)target,
-           n->fetch.peer);
-    fetch_ask(n);
+    lg_log(was_active ? LG_DEBUG : LG_INFO, "catchup_started",
+           "height=%llu target=%llu peer=%u", (unsigned long long)tip.height,
+           (unsigned long long)target, n->fetch.peer);
+    if (!was_active)
+        fetch_ask(n); /* else the answer in flight asks for the rest */
+}
+
+void node_fetch_start(struct node *n, pbft_seq target, const uint8_t digest[32])
+{
+    fetch_begin(n, target, digest, fetch_next_peer(n, n->self));
 }
 
 /* Tells the core once the ledger holds the target block with the certified
@@ -176,6 +286,9 @@ static void fetch_check_done(struct node *n)
     if (tip.height < n->fetch.target)
         return;
     uint8_t hash[32];
+    if (ledger_block_hash(n->ledger, n->fetch.target, hash) == LG_OK &&
+        !n->fetch.digest_known)
+        memcpy(n->fetch.digest, hash, 32); /* each block was certified */
     if (ledger_block_hash(n->ledger, n->fetch.target, hash) != LG_OK ||
         memcmp(hash, n->fetch.digest, 32) != 0) {
         lg_log(LG_ERROR, "catchup_mismatch",
@@ -196,9 +309,39 @@ static void fetch_check_done(struct node *n)
     (void)node_step(n, &ev);
 }
 
+/* Starts a fetch of our own when peers' heartbeats show certified blocks
+ * beyond a tip that has not moved for FETCH_STUCK_MS. */
+static void fetch_when_stuck(struct node *n)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    unsigned long long now = lg_mono_ms();
+    if (n->fetch.active || n->peer_tip <= tip.height ||
+        tip.height != n->stuck_height) {
+        n->stuck_height = tip.height;
+        n->stuck_since_ms = now;
+        return;
+    }
+    if (now - n->stuck_since_ms < FETCH_STUCK_MS)
+        return;
+    uint32_t best = n->self;
+    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
+        if (i != n->self && n->peer_certified[i] == n->peer_tip)
+            best = i;
+    }
+    if (best == n->self)
+        best = fetch_next_peer(n, n->self);
+    lg_log(LG_INFO, "catchup_stuck", "height=%llu peers_certified=%llu",
+           (unsigned long long)tip.height, (unsigned long long)n->peer_tip);
+    fetch_begin(n, n->peer_tip, NULL, best);
+    n->stuck_since_ms = now;
+}
+
 void node_fetch_tick(struct node *n, uint64_t now_ms)
 {
     (void)now_ms;
+    fetch_when_stuck(n);
+    certs_tick(n);
     fetch_check_done(n);
     if (!n->fetch.active)
         return;
@@ -212,13 +355,15 @@ void node_fetch_tick(struct node *n, uint64_t now_ms)
     fetch_ask(n);
 }
 
-/* ---- receiving ------------------------------------------------------------------ */
+/* ---- receiving ----------------------------------------------------------- */
 
 void node_fetch_chunk(struct node *n, uint32_t from,
                       const Tc__BlockChunk *chunk)
 {
     if (chunk->tip > n->peer_tip)
         n->peer_tip = chunk->tip;
+    if (n->cert_missing_from != 0 && chunk->from_height <= n->cert_missing_from)
+        certs_repair(n, chunk);
     if (!n->fetch.active || from != n->fetch.peer)
         return; /* unasked: ignore, it cannot change anything */
     uint64_t applied = 0;
@@ -244,6 +389,10 @@ void node_fetch_chunk(struct node *n, uint32_t from,
             bad = true;
         }
     }
+    if (applied > 0) {
+        n->unsynced = false; /* each apply was a synced write */
+        node_waiters_recheck(n);
+    }
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);
     lg_log(LG_DEBUG, "catchup_progress", "peer=%u applied=%llu height=%llu",
@@ -255,7 +404,7 @@ void node_fetch_chunk(struct node *n, uint32_t from,
         fetch_ask(n);
 }
 
-/* ---- serving ----------------------------------------------------------------------- */
+/* ---- serving ------------------------------------------------------------- */
 
 static int serve_one(struct node *n, uint64_t h, Tc__CertifiedBlock *cb)
 {
@@ -289,6 +438,14 @@ static int serve_one(struct node *n, uint64_t h, Tc__CertifiedBlock *cb)
 void node_fetch_serve(struct node *n, uint32_t from,
                       const Tc__BlockRequest *req)
 {
+    /* Reading blocks costs disk and bandwidth: one chunk per peer per
+     * SERVE_INTERVAL_MS, so a peer cannot make us read in a loop. */
+    unsigned long long now = lg_mono_ms();
+    if (now - n->served_ms[from] < SERVE_INTERVAL_MS) {
+        atomic_fetch_add(&n->dropped_unwanted, 1);
+        return;
+    }
+    n->served_ms[from] = now;
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);
     uint32_t max = req->max_blocks;
@@ -310,8 +467,8 @@ void node_fetch_serve(struct node *n, uint32_t from,
     chunk.from_height = req->from_height == 0 ? 1 : req->from_height;
     chunk.n_blocks = count;
     chunk.blocks = ptrs;
-    chunk.tip = tip.last_certified < tip.height ? tip.last_certified
-                                                : tip.height;
+    chunk.tip =
+        tip.last_certified < tip.height ? tip.last_certified : tip.height;
     Tc__PeerFrame f;
     tc__peer_frame__init(&f);
     f.body_case = TC__PEER_FRAME__BODY_BLOCK_CHUNK;

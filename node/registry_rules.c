@@ -1070,8 +1070,15 @@ out_release:
 /* ---- results and audit ----------------------------------------------------
  */
 
+/* Each reported outcome names a registered outcome id or carries the
+ * not-pre-specified mark. One exception: results imported from
+ * ClinicalTrials.gov (source "ctgov") are linked by the tool by normalized
+ * measure and time frame, and an outcome the registry record types as
+ * pre-specified that matches nothing registered is kept unlinked as the
+ * record states it: it is the undeclared change the audit's
+ * outcome-switched check exists to flag, so refusing it would hide it. */
 static int check_reported(struct reg_exec *e, const char *trial,
-                          const Tc__ReportedOutcome *o, size_t i)
+                          const Tc__ReportedOutcome *o, size_t i, bool imported)
 {
     bool has_id = o->outcome_id[0] != '\0';
     if (has_id && !reg_id_valid(o->outcome_id))
@@ -1088,12 +1095,12 @@ static int check_reported(struct reg_exec *e, const char *trial,
                           "Outcome %s was pre-specified (version %u) but is "
                           "reported as not pre-specified.",
                           o->outcome_id, first);
-    if (!o->not_prespecified && !has_id)
+    if (!o->not_prespecified && !has_id && !imported)
         return reg_reject(e, "invalid-outcome",
                           "Reported outcome %zu needs a registered outcome "
                           "id or the not-pre-specified mark.",
                           i + 1);
-    if (!o->not_prespecified && !registered)
+    if (!o->not_prespecified && has_id && !registered)
         return reg_reject(e, "unknown-outcome",
                           "Outcome %s was never registered for trial %s; "
                           "mark it not pre-specified.",
@@ -1143,8 +1150,9 @@ int rule_results_register(struct reg_exec *e)
     if (p->n_outcomes > REGISTRY_OUTCOMES_MAX)
         return reg_reject(e, "too-many-items", "%zu outcomes; the limit is %d.",
                           p->n_outcomes, REGISTRY_OUTCOMES_MAX);
+    bool imported = strcmp(p->source, "ctgov") == 0;
     for (size_t i = 0; i < p->n_outcomes; i++) {
-        rv = check_reported(e, p->trial_id, p->outcomes[i], i);
+        rv = check_reported(e, p->trial_id, p->outcomes[i], i, imported);
         if (rv != LG_OK || reg_rejected(e))
             return rv;
     }

@@ -161,7 +161,7 @@ int64_t audit_add_months(int64_t day, int months)
     return days_from_civil(ny, nm, d > md ? md : d);
 }
 
-static void day_str(int64_t day, char out[16])
+void audit_day_str(int64_t day, char out[16])
 {
     int y;
     unsigned m, d;
@@ -1348,10 +1348,10 @@ static void check_results_time(struct ctx *c)
     /* a partial date is given the benefit of its last day */
     int64_t due = audit_add_months(hi, 12);
     char due_s[16], when_s[16];
-    day_str(due, due_s);
+    audit_day_str(due, due_s);
     if (res != NULL) {
         int64_t day = ms_day(res->time_ms);
-        day_str(day, when_s);
+        audit_day_str(day, when_s);
         if (day <= due)
             return;
         struct audit_finding *f = finding_add(
@@ -1366,7 +1366,7 @@ static void check_results_time(struct ctx *c)
     int64_t now = ms_day(in->tip.time_ms);
     if (c->reg == NULL || now <= due)
         return;
-    day_str(now, when_s);
+    audit_day_str(now, when_s);
     struct audit_finding *f = finding_add(
         c, "results-overdue", AUDIT_MEDIUM, RULE_RESULTS,
         "No results are registered as of %s (height %" PRIu64 "); the %s "
@@ -1414,6 +1414,27 @@ static void check_rejected(struct ctx *c)
                  is_empty(first->message) ? "" : first->message,
                  is_empty(first->message) ? "" : "\")");
     }
+}
+
+/* An earlier audit recorded on the ledger: what that auditor saw. The
+ * caller has checked (as this entry's proof) that the log it names is a
+ * prefix of the tip. */
+static void note_attestation(struct ctx *c, const struct audit_entry *e)
+{
+    const Tc__AuditAttestation *a = e->tx->attestation;
+    char hex[65] = "";
+    if (a->report_sha256.len == 32)
+        lg_hex(a->report_sha256.data, 32, hex);
+    struct audit_finding *f = finding_add(
+        c, "ledger-integrity", AUDIT_INFO, RULE_INTEGRITY,
+        "%.40s attested an audit of this trial at height %" PRIu64
+        " (log size %" PRIu64 "): %" PRIu32 " finding(s), report SHA-256 "
+        "%.16s...%s",
+        is_empty(e->signer_name) ? "An ethics board" : e->signer_name,
+        a->height, a->log_size, a->n_findings, hex,
+        e->proof == AUDIT_PROOF_OK ? "; that ledger is a prefix of this one."
+                                   : ".");
+    evidence_add(f, e, "attestation");
 }
 
 static void check_integrity(struct ctx *c)
@@ -1471,6 +1492,8 @@ static void check_integrity(struct ctx *c)
                 e->height, in->tip.height);
             evidence_add(f, e, "beyond tip");
         }
+        if (accepted(e) && e->tx->body_case == TC__TX__BODY_ATTESTATION)
+            note_attestation(c, e);
         const char *t = e->tx ? entry_trial(e->tx) : NULL;
         if (t != NULL && strcmp(t, in->trial_id) != 0) {
             struct audit_finding *f = finding_add(

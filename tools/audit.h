@@ -130,6 +130,8 @@ json_t *audit_report_json(const struct audit_report *r);
 bool audit_date_range(const char *s, int64_t *first_day, int64_t *last_day);
 /* The same day n months later (day clamped to the month's length). */
 int64_t audit_add_months(int64_t day, int months);
+/* Day number (days since 1970-01-01) as YYYY-MM-DD. */
+void audit_day_str(int64_t day, char out[16]);
 /* Lower-case ASCII letters and digits, other ASCII as single spaces,
  * trimmed; non-ASCII bytes kept. out gets at most out_len-1 bytes. */
 void audit_normalize(const char *in, char *out, size_t out_len);

@@ -118,6 +118,9 @@ static int fetch_tip(struct sess *s, struct tip *tip)
                                                    b->block->header.data);
     if (hd == NULL || hd->log_root.len != 32) {
         snprintf(tip->why, sizeof tip->why, "its block header does not decode");
+    } else if (hd->height != h) {
+        snprintf(tip->why, sizeof tip->why,
+                 "the node sent the header of block %" PRIu64, hd->height);
     } else {
         tip->t.time_ms = hd->timestamp_ms;
         tip->t.log_size = hd->log_size;
@@ -294,6 +297,36 @@ static int verify_entry(struct sess *s, struct run *r, const struct tip *tip,
     return EXIT_OK;
 }
 
+/* An earlier attestation names a log (size, root): it must be a prefix of
+ * the tip, or the ledger forked between the two audits. */
+static int verify_attested_log(struct sess *s, struct run *r,
+                               const struct tip *tip, size_t i)
+{
+    struct audit_entry *e = &r->e[i];
+    const Tc__AuditAttestation *a = e->tx->attestation;
+    char *why = r->why[i];
+    bool ok = false;
+    if (a->log_root.len != 32) {
+        snprintf(why, WHY_MAX, "the attestation names no log root");
+    } else {
+        char inner[WHY_MAX];
+        int code = check_consistency(s, r, tip, a->log_size, a->log_root.data,
+                                     &ok, inner);
+        if (code != EXIT_OK)
+            return code;
+        if (!ok)
+            snprintf(why, WHY_MAX,
+                     "the log it attests (size %" PRIu64
+                     ") is not a prefix of the audited tip: %.150s",
+                     a->log_size, inner);
+    }
+    if (!ok) {
+        e->proof = AUDIT_PROOF_FAILED;
+        e->proof_error = why;
+    }
+    return EXIT_OK;
+}
+
 static int load_trial(struct sess *s, const struct tip *tip,
                       const char *trial_id, struct run *r)
 {
@@ -340,6 +373,9 @@ static int load_trial(struct sess *s, const struct tip *tip,
             continue;
         }
         code = verify_entry(s, r, tip, i);
+        if (code == EXIT_OK && e->proof == AUDIT_PROOF_OK && e->tx != NULL &&
+            e->tx->body_case == TC__TX__BODY_ATTESTATION)
+            code = verify_attested_log(s, r, tip, i);
         if (code != EXIT_OK)
             return code;
     }

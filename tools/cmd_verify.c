@@ -1,5 +1,6 @@
 /*
- * cmd_verify.c - proof, verify receipt | ledger | inclusion | consistency.
+ * cmd_verify.c - proof, verify receipt | ledger | inclusion | consistency |
+ * document (the last one lives in cmd_audit.c).
  *
  * Receipt files (`trialchain proof TXID -o FILE`) are JSON:
  *   { "format": "trialchain-receipt/v1",
@@ -47,6 +48,7 @@ static const char verify_usage[] =
     "       trialchain verify consistency --size1 M --size2 N --root1 HEX "
     "--root2 HEX\n"
     "                                     [--path HEX,HEX,...]\n"
+    "       trialchain verify document FILE --trial T [--version V]\n"
     "receipt: checks a receipt offline with the genesis alone (certificate,\n"
     "  inclusion in the block and in the global log, the signature).\n"
     "ledger: fetches every block with its certificate from the node and "
@@ -56,6 +58,8 @@ static const char verify_usage[] =
     "inclusion / consistency: raw RFC 9162 proofs (SHA-256 hashes in hex) "
     "for\n"
     "  auditors who hold hashes from elsewhere.\n"
+    "document: whether FILE is the protocol or consent document registered\n"
+    "  for trial T (SHA-256 of the file against the ledger).\n"
     "Exit 0 when everything holds, 1 when something does not.\n";
 
 int cmd_proof(int argc, char **argv)
@@ -547,8 +551,10 @@ int cmd_verify(int argc, char **argv)
         return verify_inclusion(argc - 1, argv + 1);
     if (!strcmp(argv[0], "consistency"))
         return verify_consistency(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "document"))
+        return cmd_verify_document(argc - 1, argv + 1);
     util_err("unknown verify command %s (receipt, ledger, inclusion, "
-             "consistency)",
+             "consistency, document)",
              argv[0]);
     return EXIT_USAGE;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void seterr(char *err, size_t err_len, const char *fmt, ...)
     LG_PRINTF(3, 4);
@@ -553,9 +554,15 @@ static const char *match_outcome(Tc__Outcome *const *registered, size_t n,
     return NULL;
 }
 
+/* A reported outcome counts as not pre-specified only when the report
+ * declares it so (ClinicalTrials.gov type POST_HOC, or "not_prespecified":
+ * true in our JSON). An undeclared outcome that matches nothing registered
+ * stays an unmatched outcome, which the audit flags as added: COMPare counted
+ * a change as correct only if the report declared it. */
 static int results_push(Tc__ResultsRegister *r, Tc__OutcomeType type,
                         const char *measure, const char *time_frame,
-                        Tc__Outcome *const *registered, size_t n_registered)
+                        bool declared_post_hoc, Tc__Outcome *const *registered,
+                        size_t n_registered)
 {
     Tc__ReportedOutcome **nv =
         realloc(r->outcomes, (r->n_outcomes + 1) * sizeof(*nv));
@@ -569,7 +576,7 @@ static int results_push(Tc__ResultsRegister *r, Tc__OutcomeType type,
     const char *id =
         match_outcome(registered, n_registered, measure, time_frame);
     o->type = type;
-    o->not_prespecified = id == NULL;
+    o->not_prespecified = id == NULL && declared_post_hoc;
     o->outcome_id = strdup(id ? id : "");
     o->measure = dup_bounded(measure, CTGOV_TEXT_MAX);
     o->time_frame = dup_bounded(time_frame, CTGOV_TEXT_MAX);
@@ -598,7 +605,8 @@ static int v2_results(json_t *study, Tc__ResultsRegister *r,
     json_array_foreach(arr, i, m)
     {
         if (results_push(r, ctgov_outcome_type(jstr(m, "type")),
-                         jstr(m, "title"), jstr(m, "timeFrame"), registered,
+                         jstr(m, "title"), jstr(m, "timeFrame"),
+                         !strcasecmp(jstr(m, "type"), "POST_HOC"), registered,
                          n_registered) != 0) {
             seterr(err, err_len, "out of memory");
             return -1;
@@ -629,8 +637,9 @@ static int ours_results(json_t *root, Tc__ResultsRegister *r,
     json_array_foreach(arr, i, m)
     {
         if (results_push(r, ctgov_outcome_type(jstr(m, "type")),
-                         jstr(m, "measure"), jstr(m, "time_frame"), registered,
-                         n_registered) != 0) {
+                         jstr(m, "measure"), jstr(m, "time_frame"),
+                         json_is_true(json_object_get(m, "not_prespecified")),
+                         registered, n_registered) != 0) {
             seterr(err, err_len, "out of memory");
             return -1;
         }

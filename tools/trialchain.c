@@ -74,16 +74,20 @@ static int take_globals(int *argc, char **argv)
             cli.json = true;
             continue;
         }
-        if (!strcmp(a, "--node"))
+        /* "--node URL" or "--node=URL" */
+        const char *eq = strchr(a, '=');
+        size_t name_len = eq ? (size_t)(eq - a) : strlen(a);
+        bool is_timeout = name_len == 9 && !strncmp(a, "--timeout", 9);
+        if (name_len == 6 && !strncmp(a, "--node", 6))
             target = &cli.node_url;
-        else if (!strcmp(a, "--key"))
+        else if (name_len == 5 && !strncmp(a, "--key", 5))
             target = &cli.key_path;
-        if (target || !strcmp(a, "--timeout")) {
-            if (i + 1 >= *argc) {
+        if (target || is_timeout) {
+            if (!eq && i + 1 >= *argc) {
                 util_err("%s needs a value", a);
                 return EXIT_USAGE;
             }
-            const char *v = argv[++i];
+            const char *v = eq ? eq + 1 : argv[++i];
             if (target) {
                 *target = v;
             } else {

@@ -519,6 +519,22 @@ int sess_open(struct sess *s, bool need_key)
                  cli.key_path, a, cli.node_url, b);
         return EXIT_USAGE;
     }
+    if (s->have_key) {
+        /* a key without a chain id is checked by membership instead */
+        int rc = sess_genesis(s, NULL);
+        if (rc != EXIT_OK)
+            return rc;
+        const struct genesis_member *m =
+            genesis_member_by_key(s->g, s->key.public_key);
+        if (!m) {
+            util_err("the key %s (%s) is not a member of the consortium "
+                     "\"%s\" served by %s: it belongs to another consortium "
+                     "or was never added to this genesis; use your key for "
+                     "this consortium",
+                     cli.key_path, s->key.name, s->g->chain_name, cli.node_url);
+            return EXIT_USAGE;
+        }
+    }
     return EXIT_OK;
 }
 
@@ -612,7 +628,10 @@ int sess_next_nonce(struct sess *s, uint64_t *nonce)
     Tc__Page page = TC__PAGE__INIT;
     req.req_case = TC__CLIENT_REQUEST__REQ_MEMBER;
     req.member = &qm;
-    qm.member = s->key.name;
+    /* the ledger knows the member by its genesis name */
+    const struct genesis_member *m =
+        s->g ? genesis_member_by_key(s->g, s->key.public_key) : NULL;
+    qm.member = (char *)(m ? m->name : s->key.name);
     qm.page = &page;
     page.limit = 1;
     /* two cheap queries: how many entries, then the last one */
@@ -968,15 +987,19 @@ static json_t *msg_json_depth(const ProtobufCMessage *m, int depth)
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const char *base = (const char *)m + f->offset;
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            uint32_t which =
-                *(const uint32_t *)((const char *)m + f->quantifier_offset);
+            uint32_t which;
+            memcpy(&which, (const char *)m + f->quantifier_offset,
+                   sizeof(which));
             if (which != f->id)
                 continue;
         }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n =
-                *(const size_t *)((const char *)m + f->quantifier_offset);
-            const char *arr = *(char *const *)base;
+            /* protobuf-c lays a repeated field out as a count at
+             * quantifier_offset and an array pointer at offset */
+            size_t n;
+            const char *arr;
+            memcpy(&n, (const char *)m + f->quantifier_offset, sizeof(n));
+            memcpy(&arr, base, sizeof(arr));
             json_t *a = json_array();
             size_t sz = f->type == PROTOBUF_C_TYPE_STRING ||
                                 f->type == PROTOBUF_C_TYPE_MESSAGE

@@ -26,8 +26,32 @@
  * and messages this replica sent or accepted). The driver stores them keyed
  * by record.key (a later record with the same key replaces the earlier one;
  * PBFT_REC_GC deletes every message record with seq <= rec.seq). On restart
- * the driver calls pbft_init() then pbft_restore() with every stored record,
+ * the driver calls pbft_new() then pbft_restore() with every stored record,
  * then pbft_start() with the application's last executed (seq, digest).
+ * The message records a replica writes (key = msg type, seq, view, replica):
+ *   PRE-PREPARE (seq, view, primary)  sent as primary or accepted as backup
+ *   PREPARE / COMMIT (seq, view, self) its own votes
+ *   CHECKPOINT (seq, 0, self)          its own checkpoint votes
+ *   VIEW-CHANGE (seq, 0, self)         its prepared certificate for seq: a
+ *                                      VIEW-CHANGE holding just that one
+ *                                      certificate (unsigned; never sent)
+ *   VIEW-CHANGE (UINT64_MAX, 0, self)  its last VIEW-CHANGE, resent as is
+ *   REQUEST (UINT64_MAX-1, client key bytes 0..7, bytes 8..11)
+ *                                      the client table: last executed
+ *                                      req_no per client (data empty)
+ * The last two are never removed by PBFT_REC_GC (their seq is above any).
+ *
+ * Exactly once: the core never proposes, and honest backups never accept, a
+ * request already executed or in flight at another seq, so a committed
+ * batch repeats a request only with more than f faulty replicas (or after
+ * a wiped log). ready.execute hands the batch over as committed (every
+ * replica must see the same batch); an application that must be exactly
+ * once regardless (the ledger) skips a req_no it has already executed.
+ *
+ * Retransmission: while a batch of the current view is not committed here,
+ * the core resends its own messages for it every view_timeout_ms / 4, and
+ * answers a peer that repeats a message with its own; lost messages heal
+ * without a view change.
  *
  * Numbering: replicas are 0..n-1; the primary of view v is v mod n.
  * Sequence numbers start at 1; seq 0 is the genesis checkpoint (digest given
@@ -48,23 +72,23 @@
 typedef uint64_t pbft_view;
 typedef uint64_t pbft_seq;
 
-#define PBFT_DIGEST_SIZE    32
-#define PBFT_SIG_SIZE       64
-#define PBFT_KEY_SIZE       32
-#define PBFT_CHAIN_ID_SIZE  32
-#define PBFT_MAX_REPLICAS   64
-#define PBFT_BROADCAST      UINT32_MAX
+#define PBFT_DIGEST_SIZE   32
+#define PBFT_SIG_SIZE      64
+#define PBFT_KEY_SIZE      32
+#define PBFT_CHAIN_ID_SIZE 32
+#define PBFT_MAX_REPLICAS  64
+#define PBFT_BROADCAST     UINT32_MAX
 
 /* Error codes: 0 is success. */
-#define PBFT_ERRORS(X)                                                         \
-    X(PBFT_OK, "ok")                                                           \
-    X(PBFT_ENOMEM, "out of memory")                                            \
-    X(PBFT_EINVAL, "invalid argument")                                         \
-    X(PBFT_EBADMSG, "malformed message")                                       \
-    X(PBFT_EBADSIG, "bad signature")                                           \
-    X(PBFT_EWINDOW, "outside the water marks")                                 \
-    X(PBFT_ESTALE, "stale message")                                            \
-    X(PBFT_EFULL, "queue full")                                                \
+#define PBFT_ERRORS(X)                         \
+    X(PBFT_OK, "ok")                           \
+    X(PBFT_ENOMEM, "out of memory")            \
+    X(PBFT_EINVAL, "invalid argument")         \
+    X(PBFT_EBADMSG, "malformed message")       \
+    X(PBFT_EBADSIG, "bad signature")           \
+    X(PBFT_EWINDOW, "outside the water marks") \
+    X(PBFT_ESTALE, "stale message")            \
+    X(PBFT_EFULL, "queue full")                \
     X(PBFT_ECORRUPT, "corrupt persisted state")
 
 #define PBFT__ENUM(name, text) name,
@@ -172,12 +196,12 @@ struct pbft_fetch {
 struct pbft_msg {
     enum pbft_msg_type type;
     union {
-        struct pbft_request request;    /* PBFT_MSG_REQUEST */
-        struct pbft_preprepare pp;      /* PBFT_MSG_PREPREPARE */
-        struct pbft_vote vote;          /* PREPARE, COMMIT, CHECKPOINT */
-        struct pbft_view_change vc;     /* PBFT_MSG_VIEW_CHANGE */
-        struct pbft_new_view nv;        /* PBFT_MSG_NEW_VIEW */
-        struct pbft_fetch fetch;        /* PBFT_MSG_FETCH */
+        struct pbft_request request; /* PBFT_MSG_REQUEST */
+        struct pbft_preprepare pp;   /* PBFT_MSG_PREPREPARE */
+        struct pbft_vote vote;       /* PREPARE, COMMIT, CHECKPOINT */
+        struct pbft_view_change vc;  /* PBFT_MSG_VIEW_CHANGE */
+        struct pbft_new_view nv;     /* PBFT_MSG_NEW_VIEW */
+        struct pbft_fetch fetch;     /* PBFT_MSG_FETCH */
     } u;
 };
 
@@ -200,24 +224,24 @@ struct pbft_crypto {
 };
 
 struct pbft_config {
-    uint32_t n;          /* replicas, >= 4 */
-    uint32_t self;       /* this replica's id, < n */
-    uint8_t chain_id[PBFT_CHAIN_ID_SIZE]; /* in every signed statement */
+    uint32_t n;                               /* replicas, >= 4 */
+    uint32_t self;                            /* this replica's id, < n */
+    uint8_t chain_id[PBFT_CHAIN_ID_SIZE];     /* in every signed statement */
     uint8_t genesis_digest[PBFT_DIGEST_SIZE]; /* state digest at seq 0 */
 
-    uint32_t batch_max;          /* requests per batch, >= 1 */
-    uint32_t batch_bytes_max;    /* bytes of request data per batch */
-    uint32_t request_bytes_max;  /* one request's data */
-    uint64_t batch_delay_ms;     /* wait this long for a batch to fill */
-    uint32_t checkpoint_interval;  /* K */
-    uint32_t watermark_window;     /* L = m*K, m >= 2 */
-    uint32_t pending_max;        /* requests queued at a replica */
-    uint32_t clients_max;        /* distinct clients remembered */
+    uint32_t batch_max;           /* requests per batch, >= 1 */
+    uint32_t batch_bytes_max;     /* bytes of request data per batch */
+    uint32_t request_bytes_max;   /* one request's data */
+    uint64_t batch_delay_ms;      /* wait this long for a batch to fill */
+    uint32_t checkpoint_interval; /* K */
+    uint32_t watermark_window;    /* L = m*K, m >= 2 */
+    uint32_t pending_max;         /* requests queued at a replica */
+    uint32_t clients_max;         /* distinct clients remembered */
 
-    uint64_t view_timeout_ms;      /* first view-change timer */
-    uint64_t view_timeout_max_ms;  /* backoff cap */
-    uint64_t clock_skew_max_ms;    /* pre-prepare timestamp bound */
-    uint64_t fetch_timeout_ms;     /* state-transfer retry */
+    uint64_t view_timeout_ms;     /* first view-change timer */
+    uint64_t view_timeout_max_ms; /* backoff cap */
+    uint64_t clock_skew_max_ms;   /* pre-prepare timestamp bound */
+    uint64_t fetch_timeout_ms;    /* state-transfer retry */
 
     struct pbft_crypto crypto;
 };
@@ -232,10 +256,10 @@ uint32_t pbft_quorum(uint32_t n);
 /* ---- events ------------------------------------------------------------- */
 
 enum pbft_event_type {
-    PBFT_EV_RECEIVE = 1,  /* a message from replica `from` */
-    PBFT_EV_REQUEST,      /* a client request arrived at this replica */
-    PBFT_EV_TIMEOUT,      /* the deadline from pbft_deadline_ms() passed */
-    PBFT_EV_EXECUTED,     /* the driver executed seq; digest = state after */
+    PBFT_EV_RECEIVE = 1, /* a message from replica `from` */
+    PBFT_EV_REQUEST,     /* a client request arrived at this replica */
+    PBFT_EV_TIMEOUT,     /* the deadline from pbft_deadline_ms() passed */
+    PBFT_EV_EXECUTED,    /* the driver executed seq; digest = state after */
     PBFT_EV_STATE_TRANSFERRED, /* the driver installed a certified state */
 };
 
@@ -274,7 +298,7 @@ enum pbft_record_type {
 
 struct pbft_meta {
     pbft_view view;
-    bool in_view_change;     /* sent VIEW-CHANGE for `view`, no NEW-VIEW yet */
+    bool in_view_change; /* sent VIEW-CHANGE for `view`, no NEW-VIEW yet */
     struct pbft_checkpoint_cert stable;
     pbft_seq last_seq_assigned; /* primary: highest seq it pre-prepared */
 };
@@ -355,7 +379,8 @@ int pbft_start(struct pbft *p, pbft_seq last_seq,
                struct pbft_ready *out);
 
 /* Feeds one event. Invalid or Byzantine input returns an error code and
- * changes nothing (it is counted); it never aborts. */
+ * changes nothing (it is counted); it never aborts. A ready not released
+ * with pbft_advance() is released here first. */
 int pbft_step(struct pbft *p, const struct pbft_event *ev,
               struct pbft_ready *out);
 
@@ -379,11 +404,11 @@ struct pbft_status {
     bool in_view_change;
     pbft_seq last_executed;
     pbft_seq last_committed;
-    pbft_seq stable_seq;       /* low water mark h */
-    pbft_seq high_watermark;   /* h + L */
+    pbft_seq stable_seq;     /* low water mark h */
+    pbft_seq high_watermark; /* h + L */
     uint32_t pending_requests;
-    uint64_t view_changes;     /* views entered after the first */
-    uint64_t dropped;          /* invalid/out-of-window/duplicate input */
+    uint64_t view_changes; /* views entered after the first */
+    uint64_t dropped;      /* invalid/out-of-window/duplicate input */
     uint64_t bad_signatures;
     bool fetching_state;
 };

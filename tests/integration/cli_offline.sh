@@ -101,40 +101,51 @@ grep -q "cannot reach the node" "$TMP/err" && pass cli_unreachable_message ||
     fail cli_unreachable_message
 
 # ---- raw proofs: every RFC 9162 vector ------------------------------------------
-b64hex() { if [ -z "$1" ] || [ "$1" = null ]; then echo; else echo "$1" | base64 -d | xxd -p -c 256; fi; }
 V="$SHARED/merkle-vectors/transparency-dev-merkle/testdata"
-if [ -d "$V" ]; then
+# One python3 pass turns each vector into the tool's arguments (hex), so the
+# loop spawns only the tool. A 32-byte-only tool cannot express a vector
+# that must hold with shorter "don't care" roots: those are left out.
+vectors_to_args() {
+    python3 - "$V" <<'PY'
+import base64, json, pathlib, sys
+def hx(b):
+    return base64.b64decode(b or "").hex()
+for f in sorted(pathlib.Path(sys.argv[1]).rglob("*.json")):
+    v = json.loads(f.read_text())
+    want = 1 if v.get("wantErr") else 0
+    hashes = [v.get(k) for k in ("root", "root1", "root2", "leafHash")]
+    if not want and any(h is not None and len(base64.b64decode(h)) != 32 for h in hashes):
+        continue
+    proof = v.get("proof") or []
+    # an empty hash stays an empty item; one empty item alone becomes ","
+    path = ",".join(hx(p) for p in proof) or ("," if proof else "")
+    if "inclusion" in f.parts:
+        args = ["inclusion", "--leaf-hash", hx(v["leafHash"]), "--index", str(v["leafIdx"]),
+                "--size", str(v["treeSize"]), "--root", hx(v["root"])]
+    else:
+        args = ["consistency", "--size1", str(v["size1"]), "--size2", str(v["size2"]),
+                "--root1", hx(v["root1"]), "--root2", hx(v["root2"])]
+    print("\t".join([str(want), str(f)] + args + ["--path", path or "-"]))
+PY
+}
+if [ -d "$V" ] && command -v python3 >/dev/null; then
     bad=0 n=0
-    while IFS= read -r f; do
+    while IFS=$'\t' read -r -a row; do
         n=$((n + 1))
-        want=$(jq -r 'if .wantErr then 1 else 0 end' "$f")
-        # the tool takes 32-byte hashes only: a vector with shorter
-        # "don't care" roots cannot be expressed on its command line
-        if [ "$want" = 0 ] && jq -e '[.root, .root1, .root2, .leafHash] |
-            map(select(. != null) | (length != 44)) | any' "$f" >/dev/null; then
-            n=$((n - 1)); continue
-        fi
-        path=$(jq -r '(.proof // [])[]' "$f" | while read -r p; do b64hex "$p"; done | paste -sd, -)
-        # a proof of one empty hash must reach the tool as an empty item
-        [ -z "$path" ] && [ "$(jq '.proof // [] | length' "$f")" -gt 0 ] && path=","
-        if [[ $f == */inclusion/* ]]; then
-            timeout 10 "$TC" verify inclusion --leaf-hash "$(b64hex "$(jq -r .leafHash "$f")")" \
-                --index "$(jq -r .leafIdx "$f")" --size "$(jq -r .treeSize "$f")" \
-                --root "$(b64hex "$(jq -r .root "$f")")" --path "$path" >/dev/null 2>&1
-        else
-            timeout 10 "$TC" verify consistency --size1 "$(jq -r .size1 "$f")" \
-                --size2 "$(jq -r .size2 "$f")" --root1 "$(b64hex "$(jq -r .root1 "$f")")" \
-                --root2 "$(b64hex "$(jq -r .root2 "$f")")" --path "$path" >/dev/null 2>&1
-        fi
+        want=${row[0]} f=${row[1]}
+        args=("${row[@]:2}")
+        # "-" stands for an empty --path (read -a drops empty fields)
+        [ "${args[-1]}" = "-" ] && args[-1]=""
+        timeout 10 "$TC" verify "${args[@]}" >/dev/null 2>&1
         rc=$?
-        # a malformed vector field (e.g. an empty root) is a usage error: not holding
+        # a malformed field (an empty hash) is a usage error: not holding
         [ $rc -eq 2 ] && rc=1
         if [ "$rc" != "$want" ]; then bad=$((bad + 1)); echo "vector $f: exit $rc, want $want"; fi
-    done < <(find "$V" -name '*.json' | sort)
+    done < <(vectors_to_args)
     [ $bad = 0 ] && [ $n -gt 100 ] && pass "cli_verify_proofs_all_${n}_vectors" ||
         fail cli_verify_proofs "$bad of $n vectors"
 else
-    echo "TEST-RESULT: skip cli_verify_proofs (no vectors)"
+    echo "TEST-RESULT: skip cli_verify_proofs (no vectors or no python3)"
 fi
 expect cli_verify_inclusion_bad_hex 2 "$TC" verify inclusion --leaf-hash zz --index 0 --size 1 --root 00
 echo garbage >"$TMP/receipt.json"

@@ -83,6 +83,15 @@ expect cli_protocol_approve 0 "$TC" --key "$K/ethics.key" protocol approve --tri
 expect cli_protocol_approve_by_sponsor_rejected 1 "$TC" --key "$K/sponsor.key" protocol approve \
     --trial $T --version 1
 expect cli_site_authorize 0 "$TC" --key "$K/sponsor.key" site authorize --trial $T --site site-a
+# the nonce stays above the ledger's last one when the clock steps back
+expect cli_site_authorize_second 0 "$TC" --key "$K/sponsor.key" site authorize --trial $T --site site-b
+if command -v faketime >/dev/null; then
+    expect cli_nonce_survives_clock_step_back 0 env \
+        ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+        faketime -f "-3m" "$TC" --key "$K/sponsor.key" site authorize --trial $T --site site-b --revoke
+else
+    echo "TEST-RESULT: skip cli_nonce_survives_clock_step_back (no faketime)"
+fi
 
 # ---- the site records consent ---------------------------------------------------
 expect cli_consent_record 0 "$TC" --key "$K/site-a.key" consent record --trial $T \
@@ -160,6 +169,14 @@ expect_text cli_dataset_open_after_revoke_reason "$TMP/out" "revoked"
 [ ! -e "$TMP/late.csv" ] && pass cli_dataset_open_revoked_leaves_nothing ||
     fail cli_dataset_open_revoked_leaves_nothing
 
+expect cli_consent_withdraw_one_scope 0 "$TC" --key "$K/site-a.key" consent withdraw --trial $T \
+    --participant P-001 --scopes GRU,HMB
+expect cli_dataset_share_beyond_consent 1 "$TC" --key "$K/site-a.key" dataset share --dataset ds-1 \
+    --to site-b --file "$TMP/data.csv" -o "$TMP/hmb.enc" --purpose HMB --expires 2099-12-31
+expect_text cli_dataset_share_beyond_consent_reason "$TMP/out" "REJECTED \([a-z-]+\)"
+[ ! -e "$TMP/hmb.enc" ] && pass cli_dataset_share_rejected_leaves_nothing ||
+    fail cli_dataset_share_rejected_leaves_nothing
+
 # ---- amendment, results -----------------------------------------------------------
 cat >"$TMP/amend.json" <<'JSON'
 {"outcomes": [{"type": "primary", "measure": "Serious adverse events", "time_frame": "Week 32"}]}
@@ -173,7 +190,10 @@ expect cli_protocol_amend_unknown_trial 2 "$TC" --key "$K/sponsor.key" protocol 
 expect cli_results_register 0 "$TC" --key "$K/sponsor.key" --json results register "$REC" --trial $T
 RES=$(txid)
 expect cli_results_not_prespecified_marked 0 "$TC" --json tx "$RES"
-jq -e '.body.results_register.outcomes | map(select(.not_prespecified)) | length == 11' "$TMP/out" \
+# After the amendment replaced every outcome, none of the record's 11 matches
+# a registered one; the record declares none post hoc, so all stay unlinked
+# (no id, not marked) for the audit to flag.
+jq -e '.body.results_register.outcomes | map(select((.not_prespecified | not) and ((.outcome_id // "") == ""))) | length == 11' "$TMP/out" \
     >/dev/null && pass cli_results_unmatched_after_switch || fail cli_results_unmatched_after_switch
 
 # ---- trial views ---------------------------------------------------------------------
@@ -181,6 +201,7 @@ expect cli_trial_list 0 "$TC" trial list
 expect_text cli_trial_list_names_trial "$TMP/out" "$T"
 expect cli_trial_show 0 "$TC" trial show $T
 expect_text cli_trial_show_summary "$TMP/out" "sponsor +sponsor"
+expect_text cli_trial_show_consent_counts "$TMP/out" "1 partly withdrawn, 1 withdrawn"
 expect cli_trial_show_json 0 "$TC" --json trial show $T
 jq -e '.summary.trial_id == "'$T'" and (.timeline | length) > 10' "$TMP/out" >/dev/null &&
     pass cli_trial_show_json_content || fail cli_trial_show_json_content
@@ -210,6 +231,10 @@ timeout 30 "$TC" testnet init "$TMP/other" --nodes 4 --base-port $((BASE + 45)) 
 expect cli_key_of_other_consortium 2 "$TC" --key "$TMP/other/keys/sponsor.key" protocol register \
     "$SHARED/data/ctgov/NCT03630471.json"
 expect_text cli_key_of_other_consortium_says_so "$TMP/err" "another consortium"
+expect cli_keygen_bound_to_genesis 0 "$TC" keygen --name stranger --role sponsor \
+    --genesis "$TMP/other/genesis.json" -o "$TMP/stranger.key"
+expect cli_key_bound_to_other_chain 2 "$TC" --key "$TMP/stranger.key" site authorize --trial $T --site site-b
+expect_text cli_key_bound_to_other_chain_says_so "$TMP/err" "another consortium"
 expect cli_verify_receipt_other_genesis 1 "$TC" verify receipt "$TMP/receipt.json" \
     --genesis "$TMP/other/genesis.json"
 expect cli_verify_ledger_other_genesis 1 "$TC" verify ledger --genesis "$TMP/other/genesis.json"

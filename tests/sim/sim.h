@@ -224,6 +224,7 @@ struct sim {
     uint64_t now;
     uint64_t order;
     uint64_t n_events;
+    uint64_t storm_window_at, storm_events; /* events per 10 ms window */
 
     struct sim_ev **heap;
     size_t heap_len, heap_cap;
@@ -256,6 +257,7 @@ struct sim {
     struct sim_sentlog_entry *sent;
     size_t sent_cap, sent_len;
     bool failed;
+    uint64_t stmt_drift; /* honest VC/NV signatures our framing missed */
     char why[512];
     int suspects[3];
 
@@ -310,6 +312,13 @@ void sim_net_send(struct sim *s, struct sim_node *from, uint32_t to,
 /* Feeds one event to a node and carries out the resulting ready. */
 void sim_node_step(struct sim *s, struct sim_node *nd,
                    struct pbft_event *ev);
+
+/* VIEW-CHANGE / NEW-VIEW statements as the core frames them (sim_stmt.c):
+ * re-sign a forged message with its sender's key; check the framing
+ * against a signature the core made. */
+void sim_vc_resign(struct sim *s, struct pbft_view_change *vc);
+void sim_nv_resign(struct sim *s, struct pbft_new_view *nv);
+bool sim_stmt_check(struct sim *s, const struct pbft_msg *m);
 
 /* Byzantine behaviour (sim_byz.c). */
 void sim_byz_send(struct sim *s, struct sim_node *nd,

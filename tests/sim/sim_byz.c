@@ -133,6 +133,172 @@ static struct pbft_msg *conflicting_vote(struct sim *s, struct sim_node *nd,
     return m;
 }
 
+/* NEW-VIEW whose O replaces every batch with the null request: the
+ * pre-prepares are validly signed by this (primary) replica and so is the
+ * NEW-VIEW, but O is not what V implies. Backups must recompute O. */
+static struct pbft_msg *forged_new_view(struct sim *s, struct sim_node *nd,
+                                        const struct pbft_msg *orig)
+{
+    struct pbft_msg *m = sim_msg_clone(orig);
+    struct pbft_new_view *nv = &m->u.nv;
+
+    for (uint32_t i = 0; i < nv->n_preprepares; i++) {
+        struct pbft_preprepare *pp = &nv->preprepares[i];
+
+        if (pp->n_requests == 0 || pp->hdr.replica != nd->id)
+            continue;
+        sim_pp_free(pp);
+        pbft_batch_digest(&nd->cfg.crypto, NULL, 0, pp->hdr.digest);
+        sim_vote_resign(s, PBFT_MSG_PREPREPARE, &pp->hdr);
+    }
+    sim_nv_resign(s, nv);
+    return m;
+}
+
+static void fabricated_votes(struct sim *s, struct sim_node *nd,
+                             enum pbft_msg_type type, pbft_view view,
+                             pbft_seq seq, const uint8_t *digest,
+                             uint32_t skip, uint32_t count,
+                             struct pbft_vote *out)
+{
+    uint32_t k = 0;
+
+    for (uint32_t r = 0; r < s->n && k < count; r++) {
+        struct pbft_vote *v = &out[k];
+
+        if (r == skip)
+            continue;
+        memset(v, 0, sizeof(*v));
+        v->replica = r;
+        v->view = view;
+        v->seq = seq;
+        memcpy(v->digest, digest, PBFT_DIGEST_SIZE);
+        if (r == nd->id)
+            sim_vote_resign(s, type, v); /* its own vote can be genuine */
+        else
+            random_digest(s, v->sig); /* no key: garbage */
+        k++;
+    }
+}
+
+static void drop_prepared_upto(struct pbft_view_change *vc, pbft_seq seq)
+{
+    uint32_t j = 0;
+
+    for (uint32_t i = 0; i < vc->n_prepared; i++) {
+        if (vc->prepared[i].pp.hdr.seq <= seq) {
+            sim_pp_free(&vc->prepared[i].pp);
+            free(vc->prepared[i].prepares);
+        } else {
+            vc->prepared[j++] = vc->prepared[i];
+        }
+    }
+    vc->n_prepared = j;
+}
+
+/* VIEW-CHANGE validly signed by this replica that hides every prepared
+ * certificate it holds. */
+static struct pbft_msg *hiding_view_change(struct sim *s, struct sim_node *nd,
+                                           const struct pbft_msg *orig)
+{
+    struct pbft_msg *m = sim_msg_clone(orig);
+
+    (void)nd;
+    drop_prepared_upto(&m->u.vc, UINT64_MAX);
+    sim_vc_resign(s, &m->u.vc);
+    return m;
+}
+
+/* A COMMIT sent before this replica could know the batch prepared. */
+static void premature_commit(struct sim *s, struct sim_node *nd,
+                             const struct pbft_msg *prepare)
+{
+    struct pbft_msg m = *prepare;
+
+    m.type = PBFT_MSG_COMMIT;
+    sim_vote_resign(s, PBFT_MSG_COMMIT, &m.u.vote);
+    sim_net_send(s, nd, PBFT_BROADCAST, &m);
+}
+
+/* VIEW-CHANGE validly signed by this replica but carrying either a stable
+ * checkpoint no quorum signed or a prepared certificate nobody prepared. */
+static struct pbft_msg *forged_view_change(struct sim *s, struct sim_node *nd,
+                                           const struct pbft_msg *orig)
+{
+    struct pbft_msg *m = sim_msg_clone(orig);
+    struct pbft_view_change *vc = &m->u.vc;
+    uint32_t k = s->prm.checkpoint_interval;
+
+    if (sim_rng_chance(&s->rng, 500)) {
+        struct pbft_checkpoint_cert *c = &vc->stable;
+
+        free(c->votes);
+        c->seq = (c->seq / k + 2) * k;
+        random_digest(s, c->digest);
+        c->n_votes = s->quorum;
+        c->votes = calloc(s->quorum, sizeof(*c->votes));
+        if (c->votes == NULL)
+            abort();
+        fabricated_votes(s, nd, PBFT_MSG_CHECKPOINT, 0, c->seq, c->digest,
+                         UINT32_MAX, s->quorum, c->votes);
+        drop_prepared_upto(vc, c->seq); /* keep the rest consistent */
+        sim_note(s, nd, "byz: VIEW-CHANGE v=%llu with a forged checkpoint "
+                 "n=%llu", (unsigned long long)vc->new_view,
+                 (unsigned long long)c->seq);
+    } else if (vc->new_view > 0) {
+        struct pbft_prepared_cert *pc;
+        struct pbft_request rq;
+        uint8_t buf[SIM_REQ_LEN];
+        pbft_view v = vc->new_view - 1;
+        uint32_t primary = (uint32_t)(v % s->n);
+        pbft_seq seq = vc->stable.seq + 1;
+        uint32_t at = vc->n_prepared;
+
+        for (uint32_t i = 0; i < vc->n_prepared; i++)
+            if (vc->prepared[i].pp.hdr.seq == seq)
+                at = i;
+        if (at == vc->n_prepared) {
+            vc->prepared = realloc(vc->prepared,
+                                   (vc->n_prepared + 1) * sizeof(*pc));
+            if (vc->prepared == NULL)
+                abort();
+            vc->n_prepared++;
+        } else {
+            sim_pp_free(&vc->prepared[at].pp);
+            free(vc->prepared[at].prepares);
+        }
+        pc = &vc->prepared[at];
+        memset(pc, 0, sizeof(*pc));
+        forged_request(s, buf, &rq);
+        pc->pp.hdr.replica = primary;
+        pc->pp.hdr.view = v;
+        pc->pp.hdr.seq = seq;
+        pc->pp.hdr.timestamp_ms = sim_local_now(s, nd);
+        pc->pp.n_requests = 1;
+        pc->pp.requests = malloc(sizeof(*pc->pp.requests));
+        if (pc->pp.requests == NULL)
+            abort();
+        sim_request_copy(&pc->pp.requests[0], &rq);
+        pbft_batch_digest(&nd->cfg.crypto, pc->pp.requests, 1,
+                          pc->pp.hdr.digest);
+        if (primary == nd->id)
+            sim_vote_resign(s, PBFT_MSG_PREPREPARE, &pc->pp.hdr);
+        else
+            random_digest(s, pc->pp.hdr.sig);
+        pc->n_prepares = s->quorum - 1;
+        pc->prepares = calloc(pc->n_prepares, sizeof(*pc->prepares));
+        if (pc->prepares == NULL)
+            abort();
+        fabricated_votes(s, nd, PBFT_MSG_PREPARE, v, seq, pc->pp.hdr.digest,
+                         primary, pc->n_prepares, pc->prepares);
+        sim_note(s, nd, "byz: VIEW-CHANGE v=%llu with a forged prepared "
+                 "certificate n=%llu", (unsigned long long)vc->new_view,
+                 (unsigned long long)seq);
+    }
+    sim_vc_resign(s, vc);
+    return m;
+}
+
 void sim_byz_send(struct sim *s, struct sim_node *nd,
                   const struct pbft_send *snd)
 {
@@ -141,7 +307,13 @@ void sim_byz_send(struct sim *s, struct sim_node *nd,
     switch (nd->byz) {
     case BYZ_NONE:
     case BYZ_TWIN:
+        sim_net_send(s, nd, snd->to, m);
+        return;
     case BYZ_FAKEVC:
+        if (m->type == PBFT_MSG_VIEW_CHANGE && m->u.vc.replica == nd->id) {
+            send_copy(s, nd, snd->to, forged_view_change(s, nd, m));
+            return;
+        }
         sim_net_send(s, nd, snd->to, m);
         return;
     case BYZ_SILENT:
@@ -151,11 +323,23 @@ void sim_byz_send(struct sim *s, struct sim_node *nd,
             send_each(s, nd, snd, alternate_pp);
             return;
         }
+        if (m->type == PBFT_MSG_NEW_VIEW && m->u.nv.replica == nd->id) {
+            sim_note(s, nd, "byz: NEW-VIEW v=%llu with a forged O",
+                     (unsigned long long)m->u.nv.view);
+            send_each(s, nd, snd, forged_new_view);
+            return;
+        }
         sim_net_send(s, nd, snd->to, m);
         return;
     case BYZ_VOTES:
         if (is_own_vote(nd, m)) {
             send_each(s, nd, snd, conflicting_vote);
+            if (m->type == PBFT_MSG_PREPARE && sim_rng_chance(&s->rng, 500))
+                premature_commit(s, nd, m);
+            return;
+        }
+        if (m->type == PBFT_MSG_VIEW_CHANGE && m->u.vc.replica == nd->id) {
+            send_copy(s, nd, snd->to, hiding_view_change(s, nd, m));
             return;
         }
         sim_net_send(s, nd, snd->to, m);

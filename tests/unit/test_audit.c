@@ -16,7 +16,8 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "audit.c"
+#include "audit.h"
+#include "tx.pb-c.h"
 
 #define TRIAL     "NCT00000001"
 #define ENTRY_MAX 64
@@ -907,12 +908,13 @@ static void test_audit_rejected_attempts_lists_each_with_code(void **state)
     e->code = "unknown-version";
     struct audit_report r;
     run(&s, &r);
-    const struct audit_finding *f = NULL;
+    size_t k = r.n_items;
     for (size_t i = 0; i < r.n_items; i++) {
         if (strcmp(r.items[i].check, "rejected-attempts") == 0)
-            f = &r.items[i];
+            k = i;
     }
-    assert_non_null(f);
+    assert_true(k < r.n_items);
+    const struct audit_finding *f = &r.items[k];
     assert_int_equal(f->n_evidence, 2);
     assert_string_equal(f->evidence[0].note, "not-authorized by site-c");
     assert_non_null(strstr(f->sentence, "not-authorized"));
@@ -1001,6 +1003,33 @@ static void test_audit_ledger_integrity_fires_on_bad_receipt(void **state)
     expect(&s, "ledger-integrity", true);
 }
 
+static void test_audit_ledger_integrity_notes_earlier_attestations(void **state)
+{
+    (void)state;
+    struct scen s;
+    scen_start(&s);
+    Tc__AuditAttestation *a = mem(&s, sizeof *a);
+    tc__audit_attestation__init(a);
+    a->trial_id = str(&s, TRIAL);
+    a->height = 4;
+    a->log_size = 4;
+    a->n_findings = 0;
+    a->summary = str(&s, "0 finding(s) in 1 trial(s)");
+    add(&s, TC__TX__BODY_ATTESTATION, a, ROLE_ETHICS_BOARD);
+    struct audit_report r;
+    run(&s, &r);
+    assert_false(audit_report_has(&r, "ledger-integrity", false));
+    bool noted = false;
+    for (size_t i = 0; i < r.n_items; i++)
+        noted |= strstr(r.items[i].sentence, "that ledger is a prefix") != NULL;
+    assert_true(noted);
+    audit_report_free(&r);
+    /* the log it attests is not a prefix of this one: a fork */
+    s.e[s.n - 1].proof = AUDIT_PROOF_FAILED;
+    s.e[s.n - 1].proof_error = "the log it attests (size 4) is not a prefix";
+    expect(&s, "ledger-integrity", true);
+}
+
 static void test_audit_ledger_integrity_quiet_when_verified(void **state)
 {
     (void)state;
@@ -1068,12 +1097,12 @@ static void test_audit_dates_parse_partial_and_add_months(void **state)
     int64_t lo, hi;
     char buf[16];
     assert_true(audit_date_range("2010-05", &lo, &hi));
-    day_str(lo, buf);
+    audit_day_str(lo, buf);
     assert_string_equal(buf, "2010-05-01");
-    day_str(hi, buf);
+    audit_day_str(hi, buf);
     assert_string_equal(buf, "2010-05-31");
     assert_true(audit_date_range("2024", &lo, &hi));
-    day_str(hi, buf);
+    audit_day_str(hi, buf);
     assert_string_equal(buf, "2024-12-31");
     assert_true(audit_date_range("1970-01-01", &lo, &hi));
     assert_int_equal(lo, 0);
@@ -1081,11 +1110,11 @@ static void test_audit_dates_parse_partial_and_add_months(void **state)
     assert_false(audit_date_range("2010-02-30", &lo, &hi));
     assert_false(audit_date_range("May 2010", &lo, &hi));
     assert_false(audit_date_range("", &lo, &hi));
-    day_str(audit_add_months(day_of("2024-01-31"), 1), buf);
+    audit_day_str(audit_add_months(day_of("2024-01-31"), 1), buf);
     assert_string_equal(buf, "2024-02-29");
-    day_str(audit_add_months(day_of("2024-02-29"), 12), buf);
+    audit_day_str(audit_add_months(day_of("2024-02-29"), 12), buf);
     assert_string_equal(buf, "2025-02-28");
-    day_str(audit_add_months(day_of("2015-09-15"), 12), buf);
+    audit_day_str(audit_add_months(day_of("2015-09-15"), 12), buf);
     assert_string_equal(buf, "2016-09-15");
 }
 
@@ -1165,6 +1194,8 @@ int main(void)
         cmocka_unit_test(test_audit_attempts_reported_under_their_check),
         cmocka_unit_test(test_audit_attempts_within_rules_are_only_rejections),
         cmocka_unit_test(test_audit_ledger_integrity_fires_on_bad_receipt),
+        cmocka_unit_test(
+            test_audit_ledger_integrity_notes_earlier_attestations),
         cmocka_unit_test(test_audit_ledger_integrity_quiet_when_verified),
         cmocka_unit_test(test_audit_personal_data_fires),
         cmocka_unit_test(test_audit_personal_data_quiet_on_registry_text),

@@ -911,12 +911,13 @@ static void test_view_change_silent_primary_n7(void **state)
     silent_primary(7);
 }
 
-/* Drops every COMMIT: requests prepare everywhere but commit nowhere. */
+/* Drops every COMMIT of view 0: requests prepare everywhere but commit
+ * nowhere (retransmissions included) until a view change. */
 static bool drop_commits(uint32_t from, uint32_t to, const struct pbft_msg *m)
 {
     (void)from;
     (void)to;
-    return m->type == PBFT_MSG_COMMIT;
+    return m->type == PBFT_MSG_COMMIT && m->u.vote.view == 0;
 }
 
 static void test_view_change_carries_prepared(void **state)
@@ -929,7 +930,6 @@ static void test_view_change_carries_prepared(void **state)
     cluster_run(c, 20); /* prepared at all, committed at none */
     for (uint32_t i = 0; i < 4; i++)
         assert_int_equal(c->nodes[i].last_seq, 0);
-    c->drop = NULL;
     c->nodes[0].down = true; /* the primary goes silent */
     for (uint32_t i = 1; i < 4; i++)
         submit(c, i, 8, 1); /* the client retransmits to everyone */
@@ -948,7 +948,8 @@ static struct pbft_msg *held_nv;
 
 static bool hold_new_view(uint32_t from, uint32_t to, const struct pbft_msg *m)
 {
-    (void)from;
+    if (drop_commits(from, to, m))
+        return true;
     if (m->type != PBFT_MSG_NEW_VIEW)
         return false;
     if (to == 2 && held_nv == NULL)
@@ -1044,7 +1045,6 @@ static void test_restart_does_not_equivocate(void **state)
     c->drop = drop_commits;
     submit(c, 0, 11, 1);
     cluster_run(c, 20); /* backup 1 accepted, prepared, sent COMMIT */
-    c->drop = NULL;
     node_stop(c, 1);
     node_start(c, 1); /* from its records */
     /* the primary (forged here) now proposes another batch at seq 1 */
@@ -1099,6 +1099,140 @@ static void test_state_transfer_far_behind(void **state)
     cluster_free(c);
 }
 
+/* Loses the first PRE-PREPARE on its way to replica 2. */
+static bool lost_once;
+
+static bool lose_first_pp(uint32_t from, uint32_t to, const struct pbft_msg *m)
+{
+    (void)from;
+    if (m->type != PBFT_MSG_PREPREPARE || to != 2 || lost_once)
+        return false;
+    lost_once = true;
+    return true;
+}
+
+static void test_retransmit_heals_lost_preprepare(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    (void)state;
+    lost_once = false;
+    c->drop = lose_first_pp;
+    c->nodes[3].down = true; /* so replica 2 is needed for every quorum */
+    submit(c, 0, 13, 1);
+    cluster_run(c, 20);
+    assert_true(lost_once);
+    assert_int_equal(c->nodes[2].last_seq, 0); /* it never saw the batch */
+    assert_int_equal(c->nodes[0].last_seq, 0);
+    cluster_run(c, 400); /* < view timeout: retransmission, no view change */
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(c->nodes[i].last_seq, 1);
+        assert_int_equal(status(c, i).view, 0);
+    }
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+static void test_restart_with_wiped_log_catches_up(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct node *nd = &c->nodes[3];
+
+    (void)state;
+    for (uint64_t r = 1; r <= 6; r++) {
+        submit(c, 0, 14, r);
+        cluster_run(c, 20);
+    }
+    assert_int_equal(nd->last_seq, 6);
+    c->now += 1000;  /* a restart takes a while */
+    node_stop(c, 3); /* disk lost: no records, no application state */
+    for (uint32_t k = 0; k < MAX_RECS; k++)
+        if (nd->recs[k].used) {
+            msg_free(nd->recs[k].msg);
+            free(nd->recs[k].meta.stable.votes);
+            nd->recs[k].used = false;
+        }
+    memset(nd->state, 0, sizeof(nd->state));
+    nd->last_seq = 0;
+    node_start(c, 3);
+    cluster_run(c, 1000); /* its FETCH brings the others' checkpoints */
+    assert_true(nd->n_fetch >= 1);
+    assert_int_equal(nd->last_seq, 6);
+    submit(c, 0, 14, 7);
+    cluster_run(c, 100);
+    assert_int_equal(nd->last_seq, 7);
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+static void test_malformed_view_change_dropped(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct pbft_msg m;
+    struct pbft_prepared_cert certs[1];
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE};
+    struct pbft_ready rd;
+    uint64_t calls = c->nodes[1].fake.verify_calls;
+    uint64_t bad = status(c, 1).bad_signatures;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    memset(certs, 0, sizeof(certs));
+    m.type = PBFT_MSG_VIEW_CHANGE;
+    m.u.vc.replica = 2;
+    m.u.vc.new_view = 1;
+    m.u.vc.n_prepared = c->cfg.watermark_window + 1; /* more than L */
+    m.u.vc.prepared = certs;
+    ev.now_ms = c->now;
+    ev.u.receive.from = 2;
+    ev.u.receive.msg = &m;
+    assert_int_not_equal(pbft_step(c->nodes[1].p, &ev, &rd), PBFT_OK);
+    node_handle(c, 1, &rd);
+    assert_int_equal(c->nodes[1].fake.verify_calls, calls); /* no crypto */
+    m.u.vc.n_prepared = 0; /* well formed, but not signed */
+    assert_int_not_equal(pbft_step(c->nodes[1].p, &ev, &rd), PBFT_OK);
+    node_handle(c, 1, &rd);
+    assert_int_equal(status(c, 1).bad_signatures, bad + 1);
+    assert_int_equal(status(c, 1).view, 0);
+    cluster_free(c);
+}
+
+/* Loses every CHECKPOINT for seq 2 sent to replica 1, until lifted. */
+static bool ckpt2_lost;
+
+static bool lose_checkpoint_2(uint32_t from, uint32_t to,
+                              const struct pbft_msg *m)
+{
+    (void)from;
+    return ckpt2_lost && to == 1 && m->type == PBFT_MSG_CHECKPOINT &&
+           m->u.vote.seq == 2;
+}
+
+static void test_certified_in_order_and_refetched(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct node *nd = &c->nodes[1];
+
+    (void)state;
+    ckpt2_lost = true;
+    c->drop = lose_checkpoint_2;
+    for (uint64_t r = 1; r <= 5; r++) {
+        submit(c, 0, 15, r);
+        cluster_run(c, 20);
+    }
+    /* seq 2 lacks its votes here: 3..5 are held back, in order */
+    assert_int_equal(nd->last_seq, 5);
+    assert_int_equal(nd->n_certified, 1);
+    assert_int_equal(nd->certified[0], 1);
+    assert_int_equal(status(c, 1).stable_seq, 5);
+    ckpt2_lost = false;
+    cluster_run(c, 2000); /* the certificate gap makes it FETCH the votes */
+    assert_int_equal(nd->n_certified, 5);
+    for (uint32_t k = 0; k < 5; k++)
+        assert_int_equal(nd->certified[k], k + 1);
+    cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1119,6 +1253,10 @@ int main(void)
         cmocka_unit_test(test_f_plus_one_joins_higher_view),
         cmocka_unit_test(test_restart_does_not_equivocate),
         cmocka_unit_test(test_state_transfer_far_behind),
+        cmocka_unit_test(test_retransmit_heals_lost_preprepare),
+        cmocka_unit_test(test_restart_with_wiped_log_catches_up),
+        cmocka_unit_test(test_malformed_view_change_dropped),
+        cmocka_unit_test(test_certified_in_order_and_refetched),
     };
 
     if (sodium_init() < 0)

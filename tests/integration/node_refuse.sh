@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# trialchain-node refuses to start, with a sentence saying why, on a bad
+# config, a key file others can read, another node's key, and a data
+# directory of another chain; it logs JSON lines with --log-format=json and
+# exits 0 after SIGTERM.
+set -u
+cd "$(dirname "$0")/../.."
+BIN=${TRIALCHAIN_BIN:-build/bin}
+BIN=$(cd "$BIN" && pwd)
+T=$(mktemp -d /tmp/tc-refuse-XXXXXX)
+BASE=$((21000 + (RANDOM % 300) * 100))
+PID=
+failures=0
+
+cleanup() {
+    [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+result() {
+    echo "TEST-RESULT: $1 node_refuse/$2${3:+ ($3)}"
+    [ "$1" = fail ] && failures=$((failures + 1))
+    return 0
+}
+
+node() { timeout 20 "$BIN/trialchain-node" "$@"; }
+
+# refuses NAME PATTERN HOME: the node must exit non-zero, saying PATTERN.
+refuses() {
+    local out rc
+    out=$(node --home "$3" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -qi -- "$2" <<<"$out"; then
+        result pass "$1" "$(grep -i -- "$2" <<<"$out" | tail -1)"
+    else
+        result fail "$1" "rc=$rc: $(tail -2 <<<"$out")"
+    fi
+}
+
+"$BIN/trialchain" testnet init "$T/a" --nodes 4 --base-port "$BASE" >/dev/null &&
+    "$BIN/trialchain" testnet init "$T/b" --nodes 4 --base-port "$((BASE + 50))" \
+        >/dev/null || { result fail init; exit 1; }
+
+cp "$T/a/node0/config.json" "$T/cfg.json"
+echo '{"replica_id": 0, "clinet_url": "tcp://127.0.0.1:1"}' >"$T/a/node0/config.json"
+refuses bad-config 'clinet_url' "$T/a/node0"
+cp "$T/cfg.json" "$T/a/node0/config.json"
+
+chmod 0644 "$T/a/node0/node.key"
+refuses key-readable-by-others 'chmod\|readable' "$T/a/node0"
+chmod 0600 "$T/a/node0/node.key"
+
+cp "$T/a/node0/node.key" "$T/key0"
+cp "$T/a/node1/node.key" "$T/a/node0/node.key"
+refuses foreign-key "not replica 0's key" "$T/a/node0"
+cp "$T/key0" "$T/a/node0/node.key"
+
+# A clean start and stop: JSON logs, exit 0 on SIGTERM.
+"$BIN/trialchain-node" --home "$T/a/node0" --log-format=json >"$T/a0.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do
+    grep -q node_running "$T/a0.log" && break
+    sleep 0.1
+done
+kill -TERM "$PID"
+wait "$PID"
+rc=$?
+PID=
+[ $rc -eq 0 ] && result pass sigterm-exit-0 || result fail sigterm-exit-0 "rc=$rc"
+head -1 "$T/a0.log" | grep -q '^{.*"event"' && result pass json-logs ||
+    result fail json-logs "$(head -1 "$T/a0.log")"
+
+# node0 of consortium b given consortium a's data.
+cp -r "$T/a/node0/data" "$T/b/node0/data"
+refuses other-chain 'another chain' "$T/b/node0"
+exit $((failures > 0))
