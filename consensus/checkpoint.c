@@ -52,8 +52,9 @@ static bool tally_any(struct pbft *p, pbft_seq seq)
     if (seq == p->stable.cert.seq && seq > 0) {
         p->scratch_cert.cert = p->stable.cert;
         p->scratch_cert.cert.votes = p->scratch_cert.votes;
-        memcpy(p->scratch_cert.votes, p->stable.cert.votes,
-               (size_t)p->stable.cert.n_votes * sizeof(struct pbft_vote));
+        if (p->stable.cert.n_votes > 0)
+            memcpy(p->scratch_cert.votes, p->stable.cert.votes,
+                   (size_t)p->stable.cert.n_votes * sizeof(struct pbft_vote));
         return true;
     }
     for (uint32_t r = 0; r < p->n; r++) {
@@ -107,7 +108,9 @@ static void make_stable(struct pbft *p, const struct pbft_checkpoint_cert *c)
     PBFT_ASSERT(c->n_votes <= p->n);
     p->stable.cert = *c;
     p->stable.cert.votes = p->stable.votes;
-    memcpy(p->stable.votes, c->votes, (size_t)c->n_votes * sizeof(*c->votes));
+    if (c->n_votes > 0) /* votes may be NULL then (memcpy UB) */
+        memcpy(p->stable.votes, c->votes,
+               (size_t)c->n_votes * sizeof(*c->votes));
     p->h = c->seq;
     log_gc(p, p->h);
     PBFT_ASSERT(p->slots[p->h % p->L].seq == 0 ||
@@ -117,6 +120,15 @@ static void make_stable(struct pbft *p, const struct pbft_checkpoint_cert *c)
     ready_persist_meta(p);
     ready_persist_gc(p, p->h);
     trace(p, "stable n=%llu", (unsigned long long)p->h);
+    {
+        const struct pbft_vote *own = ring(p, p->cfg.self, p->h);
+
+        /* Our application computed another state for the same batches:
+         * it is not deterministic. Say so loudly; the quorum decides. */
+        if (own->seq == p->h &&
+            memcmp(own->digest, c->digest, PBFT_DIGEST_SIZE) != 0)
+            trace(p, "STATE DIVERGED at n=%llu", (unsigned long long)p->h);
+    }
     if (p->h > p->exec_queued)
         start_fetch(p);
     request_cut_batches(p);

@@ -27,8 +27,8 @@ void pbft_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
 
 #define NO_BATCH   (-1)
-#define WINDOW_MAX 4096 /* largest watermark window L pbft_new accepts */
-#define BATCH_MAX  256  /* largest batch_max pbft_new accepts */
+#define WINDOW_MAX PBFT_WINDOW_MAX
+#define BATCH_MAX  PBFT_BATCH_MAX
 #define NO_TIMER   UINT64_MAX
 /* Own VIEW-CHANGE record key: one record, replaced by each new one, never
  * removed by PBFT_REC_GC. Prepared certificates are kept as VIEW-CHANGE
@@ -201,13 +201,17 @@ struct pbft {
     struct pbft_preprepare *nv_pps;      /* L */
     bool has_nv;
     pbft_seq nv_min_s;
+    int32_t *nv_refs;         /* L: batches of nv, held so it can be resent */
+    pbft_view *seen_view;     /* n: highest view each replica proved (signed) */
     struct pbft_vote *o_hdrs; /* L: O being computed */
     int32_t *o_batches;       /* L */
 
     /* clients and pending requests */
     struct client_entry *clients; /* clients_max */
     uint64_t client_clock;
-    struct pending *pending; /* pending_max */
+    struct pending *pending;       /* pending_max */
+    struct pbft_request *cut_reqs; /* batch_max: a batch being cut */
+    struct pending **cut_taken;    /* batch_max */
     uint8_t *pending_data;
     uint32_t n_pending;
     uint64_t pending_order;
@@ -360,6 +364,8 @@ int vc_new_view_receive(struct pbft *p, uint32_t from,
 void vc_timeout(struct pbft *p);
 int vc_restore_own(struct pbft *p, const struct pbft_view_change *vc);
 void vc_after_start(struct pbft *p);
+void vc_view_hint(struct pbft *p, enum pbft_msg_type type,
+                  const struct pbft_vote *v);
 
 /* ---- restore.c --------------------------------------------------------- */
 int restore_record(struct pbft *p, const struct pbft_record *rec);

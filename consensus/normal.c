@@ -259,6 +259,8 @@ int normal_preprepare(struct pbft *p, uint32_t from,
     int rv = pp_shape(p, pp);
 
     (void)from; /* the signature names the sender */
+    if (rv == PBFT_ESTALE)
+        vc_view_hint(p, PBFT_MSG_PREPREPARE, &pp->hdr);
     if (rv != PBFT_OK)
         return pbft_drop(p, rv, "pre-prepare");
     s = log_find(p, pp->hdr.seq);
@@ -314,6 +316,8 @@ static int receive_vote(struct pbft *p, const struct pbft_vote *v,
     uint64_t bit, *mask;
     struct pbft_vote *store;
 
+    if (rv == PBFT_ESTALE)
+        vc_view_hint(p, type, v);
     if (rv != PBFT_OK)
         return pbft_drop(p, rv, trace_type(type));
     s = log_find(p, v->seq);

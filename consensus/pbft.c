@@ -71,7 +71,7 @@ static const char *config_error(const struct pbft_config *c)
     if (c->self >= c->n)
         return "self must be < n";
     if (c->batch_max < 1 || c->batch_max > BATCH_MAX)
-        return "batch_max must be in 1..256";
+        return "batch_max must be in 1..PBFT_BATCH_MAX";
     if (c->request_bytes_max < 1 || c->batch_bytes_max < c->request_bytes_max)
         return "need 1 <= request_bytes_max <= batch_bytes_max";
     if (c->checkpoint_interval < 1)
@@ -79,7 +79,7 @@ static const char *config_error(const struct pbft_config *c)
     if (c->watermark_window < 2 * c->checkpoint_interval ||
         c->watermark_window % c->checkpoint_interval != 0 ||
         c->watermark_window > WINDOW_MAX)
-        return "watermark_window must be m*K, m >= 2, <= 4096";
+        return "watermark_window must be m*K, m >= 2, <= PBFT_WINDOW_MAX";
     if (c->pending_max < 1 || c->pending_max > (1u << 20) || c->clients_max < 1)
         return "pending_max and clients_max must be >= 1";
     if (c->view_timeout_ms < 1 || c->view_timeout_max_ms < c->view_timeout_ms)
@@ -183,6 +183,8 @@ void pbft_free(struct pbft *p)
     free(p->slot_votes);
     free(p->clients);
     free(p->pending);
+    free(p->cut_reqs);
+    free(p->cut_taken);
     free(p->pending_data);
     free(p->ckpt);
     free(p->stable.votes);
@@ -335,7 +337,9 @@ bool pbft_wants(const struct pbft *p, uint32_t from, enum pbft_msg_type type,
     case PBFT_MSG_PREPREPARE:
     case PBFT_MSG_PREPARE:
     case PBFT_MSG_COMMIT:
-        return view == p->view && !p->in_vc && log_in_window(p, seq);
+        /* or news of a view above ours (see vc_view_hint) */
+        return (view == p->view && !p->in_vc && log_in_window(p, seq)) ||
+               (view > p->view && view > p->seen_view[from]);
     case PBFT_MSG_CHECKPOINT:
         return seq > 0 && seq % p->K == 0 &&
                (seq > p->last_certified || seq > p->h);

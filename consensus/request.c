@@ -18,6 +18,10 @@ int request_init(struct pbft *p)
 
     p->clients = calloc(p->cfg.clients_max, sizeof(*p->clients));
     p->pending = calloc(max, sizeof(*p->pending));
+    p->cut_reqs = calloc(p->cfg.batch_max, sizeof(*p->cut_reqs));
+    p->cut_taken = calloc(p->cfg.batch_max, sizeof(*p->cut_taken));
+    if (p->cut_reqs == NULL || p->cut_taken == NULL)
+        return PBFT_ENOMEM;
     p->pending_data = malloc((size_t)max * p->cfg.request_bytes_max + 1);
     if (p->clients == NULL || p->pending == NULL || p->pending_data == NULL)
         return PBFT_ENOMEM;
@@ -344,20 +348,16 @@ static uint32_t collect(struct pbft *p, struct pbft_request *out,
 
 void request_cut_batches(struct pbft *p)
 {
-    struct pbft_request reqs[BATCH_MAX];
-    struct pending *taken[BATCH_MAX];
-
-    /* batch_max <= BATCH_MAX (checked by pbft_new); one batch per window
-     * position at most. */
+    /* One batch per window position at most. */
     for (uint32_t round = 0; round < p->L && can_propose(p); round++) {
         bool full;
-        uint32_t k = collect(p, reqs, taken, &full);
+        uint32_t k = collect(p, p->cut_reqs, p->cut_taken, &full);
         uint64_t due = request_batch_deadline(p);
 
         if (k == 0 || (!full && p->now < due))
             break;
         for (uint32_t i = 0; i < k; i++)
-            taken[i]->proposed = true;
-        normal_propose(p, reqs, k);
+            p->cut_taken[i]->proposed = true;
+        normal_propose(p, p->cut_reqs, k);
     }
 }

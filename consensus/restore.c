@@ -118,8 +118,9 @@ static int restore_pcert(struct pbft *p, const struct pbft_view_change *vc)
     pool_set(p, &s->pcert_batch, b);
     pool_unref(p, b);
     s->n_pcert_prepares = pc->n_prepares;
-    memcpy(s->pcert_prepares, pc->prepares,
-           pc->n_prepares * sizeof(*pc->prepares));
+    if (pc->n_prepares > 0)
+        memcpy(s->pcert_prepares, pc->prepares,
+               pc->n_prepares * sizeof(*pc->prepares));
     return PBFT_OK;
 }
 

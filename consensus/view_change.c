@@ -43,8 +43,10 @@ int vc_init(struct pbft *p)
     p->nv_pps = calloc(p->L, sizeof(*p->nv_pps));
     p->vcb = calloc(2 * (size_t)p->L, sizeof(*p->vcb));
     p->own_vc_refs = calloc(p->L, sizeof(*p->own_vc_refs));
+    p->nv_refs = calloc(p->L, sizeof(*p->nv_refs));
+    p->seen_view = calloc(p->n, sizeof(*p->seen_view));
     if (!p->vcs || !p->nv_vcs || !p->nv_vc_list || !p->nv_pps || !p->vcb ||
-        !p->own_vc_refs)
+        !p->own_vc_refs || !p->nv_refs || !p->seen_view)
         return PBFT_ENOMEM;
     for (uint32_t i = 0; i < p->n && rv == PBFT_OK; i++) {
         rv = store_alloc(&p->vcs[i], p->n, p->L);
@@ -56,7 +58,7 @@ int vc_init(struct pbft *p)
     for (uint32_t i = 0; i < 2 * p->L; i++)
         p->vcb[i].batch = NO_BATCH;
     for (uint32_t i = 0; i < p->L; i++)
-        p->own_vc_refs[i] = NO_BATCH;
+        p->own_vc_refs[i] = p->nv_refs[i] = NO_BATCH;
     return rv;
 }
 
@@ -73,6 +75,8 @@ void vc_free(struct pbft *p)
     free(p->nv_pps);
     free(p->vcb);
     free(p->own_vc_refs);
+    free(p->nv_refs);
+    free(p->seen_view);
 }
 
 /* Copies a validated VIEW-CHANGE into a store. Batches are stripped (the
@@ -318,8 +322,9 @@ static void own_vc_build(struct pbft *p)
     vc->new_view = p->view;
     vc->stable = p->stable.cert;
     vc->stable.votes = p->own_vc.stable_votes;
-    memcpy(p->own_vc.stable_votes, p->stable.votes,
-           (size_t)p->stable.cert.n_votes * sizeof(struct pbft_vote));
+    if (p->stable.cert.n_votes > 0) /* genesis: no votes */
+        memcpy(p->own_vc.stable_votes, p->stable.votes,
+               (size_t)p->stable.cert.n_votes * sizeof(struct pbft_vote));
     vc->prepared = p->own_vc.certs;
     for (pbft_seq seq = p->h + 1; seq <= p->h + p->L; seq++) {
         const struct slot *s = log_find(p, seq);
@@ -334,8 +339,9 @@ static void own_vc_build(struct pbft *p)
         pc->pp.requests = b->reqs;
         pc->n_prepares = s->n_pcert_prepares;
         pc->prepares = p->own_vc.prepares + (size_t)k * p->n;
-        memcpy(pc->prepares, s->pcert_prepares,
-               (size_t)s->n_pcert_prepares * sizeof(struct pbft_vote));
+        if (s->n_pcert_prepares > 0)
+            memcpy(pc->prepares, s->pcert_prepares,
+                   (size_t)s->n_pcert_prepares * sizeof(struct pbft_vote));
         pool_set(p, &p->own_vc_refs[k], s->pcert_batch);
         k++;
     }
@@ -380,6 +386,8 @@ void vc_start(struct pbft *p, pbft_view w)
     p->view = w;
     p->in_vc = true;
     p->has_nv = false;
+    for (uint32_t i = 0; i < p->L; i++)
+        pool_set(p, &p->nv_refs[i], NO_BATCH);
     if (p->backoff < 32)
         p->backoff++;
     p->view_deadline = p->now + normal_view_timeout(p);
@@ -483,7 +491,11 @@ static void nv_build(struct pbft *p, const struct pbft_view_change **v,
         p->nv_pps[i].hdr = o->hdrs[i];
         p->nv_pps[i].n_requests = b->n_requests;
         p->nv_pps[i].requests = b->reqs;
+        /* Held past GC of the slots: a late replica may still ask. */
+        pool_set(p, &p->nv_refs[i], p->o_batches[i]);
     }
+    for (uint32_t i = o->n; i < p->L; i++)
+        pool_set(p, &p->nv_refs[i], NO_BATCH);
     p->nv.n_preprepares = o->n;
     p->nv.preprepares = p->nv_pps;
     nv_sign(p);
@@ -553,24 +565,57 @@ static void vc_try_new_view(struct pbft *p)
 
 /* ---- receiving ----------------------------------------------------------- */
 
-/* f+1 valid VIEW-CHANGEs for views above ours: join the smallest of them
- * (we cannot be left behind by a quorum, and f liars cannot drag us). */
+/* f+1 replicas proved (by a valid signed message) a view above ours: join
+ * the smallest of those views (we cannot be left behind by a quorum, and f
+ * liars cannot drag us). Its primary answers our VIEW-CHANGE with its
+ * NEW-VIEW if the view change is already over. */
 static void vc_join_rule(struct pbft *p)
 {
     uint32_t count = 0;
     pbft_view min = 0;
 
     for (uint32_t r = 0; r < p->n; r++) {
-        const struct vc_store *s = &p->vcs[r];
+        pbft_view w = p->seen_view[r];
 
-        if (r == p->cfg.self || !s->valid || s->vc.new_view <= p->view)
+        if (r == p->cfg.self || w <= p->view)
             continue;
-        if (count == 0 || s->vc.new_view < min)
-            min = s->vc.new_view;
+        if (count == 0 || w < min)
+            min = w;
         count++;
     }
     if (count >= p->f + 1)
         vc_start(p, min);
+}
+
+static void vc_note_view(struct pbft *p, uint32_t r, pbft_view w)
+{
+    if (w > p->seen_view[r])
+        p->seen_view[r] = w;
+}
+
+/* A PRE-PREPARE, PREPARE or COMMIT for a view above ours (dropped as
+ * stale): if validly signed, its sender is in that view. Cheap checks
+ * first; at most one signature check per message that raises what we know
+ * of its sender. */
+void vc_view_hint(struct pbft *p, enum pbft_msg_type type,
+                  const struct pbft_vote *v)
+{
+    uint32_t r = v->replica;
+    bool from_primary;
+
+    if (r >= p->n || r == p->cfg.self || v->view <= p->view ||
+        v->view <= p->seen_view[r])
+        return;
+    from_primary = r == pbft_primary(p, v->view);
+    if ((type == PBFT_MSG_PREPREPARE && !from_primary) ||
+        (type == PBFT_MSG_PREPARE && from_primary))
+        return;
+    if (!sig_vote_verify(p, type, v))
+        return;
+    vc_note_view(p, r, v->view);
+    trace(p, "r%u is in v=%llu (%s)", (unsigned)r, (unsigned long long)v->view,
+          trace_type(type));
+    vc_join_rule(p);
 }
 
 int vc_receive(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
@@ -581,8 +626,10 @@ int vc_receive(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
     if (r >= p->n || r == p->cfg.self)
         return pbft_drop(p, PBFT_EBADMSG, "view-change sender");
     if (vc->new_view == p->view && !p->in_vc) {
-        /* r missed our NEW-VIEW: resend it while its O is still ours. */
-        if (pbft_is_primary(p) && p->has_nv && p->nv_min_s >= p->h)
+        /* r missed our NEW-VIEW (or the whole view change): resend it. Its
+         * batches are held, so it stays valid after GC; r adopts its
+         * checkpoint and fetches the state it lacks. */
+        if (pbft_is_primary(p) && p->has_nv && p->nv.view == p->view)
             send_nv(p, r);
         return pbft_drop(p, PBFT_ESTALE, "view-change for current view");
     }
@@ -593,6 +640,7 @@ int vc_receive(struct pbft *p, uint32_t from, const struct pbft_view_change *vc)
     if (!vc_valid(p, vc, true))
         return pbft_drop(p, PBFT_EBADMSG, "invalid view-change");
     store_copy(p, &p->vcs[r], vc);
+    vc_note_view(p, r, vc->new_view);
     for (uint32_t i = 0; i < vc->n_prepared; i++)
         vcb_put(p, &vc->prepared[i].pp);
     trace(p, "recv VIEW-CHANGE v=%llu from r%u",

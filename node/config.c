@@ -33,7 +33,7 @@ const char *config_usage(void)
 {
     return "usage: trialchain-node --home DIR [--log-format=text|json]\n"
            "                       [--log-level debug|info|warn|error] "
-           "[--repair]\n"
+           "[--repair] [--web]\n"
            "Settings: flags, then TRIALCHAIN_* environment, then "
            "DIR/config.json, then defaults.\n";
 }
@@ -179,6 +179,15 @@ static int config_parse_key(const char *key, json_t *val, struct node_config *c,
     }
     if (strcmp(key, "limits") == 0)
         return config_parse_limits(val, &c->limits, err, err_len);
+    if (strcmp(key, "web") == 0) {
+        if (!json_is_boolean(val)) {
+            snprintf(err, err_len,
+                     "config.json: \"web\" must be true or false.");
+            return LG_ECONFIG;
+        }
+        c->web = json_is_true(val);
+        return LG_OK;
+    }
     for (size_t i = 0; i < sizeof(config_str_keys) / sizeof(config_str_keys[0]);
          i++) {
         const struct config_str_key *k = &config_str_keys[i];
@@ -229,7 +238,7 @@ out_free_root:
 
 struct config_flags {
     const char *home, *log_format, *log_level;
-    bool repair, help;
+    bool repair, help, web;
 };
 
 /* Accepts "--name VALUE" and "--name=VALUE". */
@@ -272,6 +281,8 @@ static int config_parse_flags(int argc, char **argv, struct config_flags *f,
             return rv;
         if (strcmp(argv[i], "--repair") == 0) {
             f->repair = true;
+        } else if (strcmp(argv[i], "--web") == 0) {
+            f->web = true;
         } else if (strcmp(argv[i], "--help") == 0 ||
                    strcmp(argv[i], "-h") == 0) {
             f->help = true;
@@ -378,6 +389,11 @@ int config_load(int argc, char **argv, struct node_config *c, char *err,
         rv = config_read_file(c, err, err_len);
     if (rv == LG_OK)
         rv = config_apply_env(c, err, err_len);
+    const char *web_env = getenv("TRIALCHAIN_WEB");
+    if (web_env != NULL && web_env[0] != '\0')
+        c->web = strcmp(web_env, "0") != 0 && strcmp(web_env, "false") != 0;
+    if (f.web)
+        c->web = true;
     if (rv == LG_OK && f.log_format != NULL)
         rv = config_set_str(c->log_format, sizeof(c->log_format), f.log_format,
                             "--log-format", err, err_len);

@@ -62,6 +62,7 @@ struct node_config {
     char log_level[16];
     char log_format[16]; /* "text" or "json" */
     bool repair;
+    bool web; /* serve the read-only web view on http_addr */
     bool help;
     struct node_limits limits;
 };

@@ -53,7 +53,8 @@ static void http_handle(nng_aio *aio)
 }
 
 int http_open(const char *addr, http_render_fn render, void *arg,
-              struct http **out, char *err, size_t err_len)
+              const struct web_ctx *web, struct http **out, char *err,
+              size_t err_len)
 {
     struct http *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -78,6 +79,8 @@ int http_open(const char *addr, http_render_fn render, void *arg,
         if (rv != 0)
             nng_http_handler_free(h);
     }
+    if (rv == 0 && web != NULL && web_register(s->server, web) != LG_OK)
+        rv = NNG_EADDRINUSE;
     if (rv == 0)
         rv = nng_http_server_start(s->server);
     if (rv != 0) {

@@ -7,6 +7,7 @@
 #define HTTP_H
 
 #include "lg.h"
+#include "web.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,9 +19,12 @@ typedef int (*http_render_fn)(void *arg, const char *path, char **body,
 
 struct http;
 
-/* addr is host:port. On failure err says why (e.g. the port is in use). */
+/* addr is host:port. web: NULL, or the read-only web view to serve too
+ * (web.h; it must outlive the listener). On failure err says why (e.g. the
+ * port is in use). */
 int http_open(const char *addr, http_render_fn render, void *arg,
-              struct http **out, char *err, size_t err_len) LG_MUST_CHECK;
+              const struct web_ctx *web, struct http **out, char *err,
+              size_t err_len) LG_MUST_CHECK;
 void http_close(struct http *h); /* accepts NULL */
 
 #endif /* HTTP_H */

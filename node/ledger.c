@@ -899,6 +899,35 @@ static int ledger_commit(struct ledger *l, struct built *bt, uint64_t height,
     return LG_OK;
 }
 
+/* Whether a transaction is already in the ledger, or earlier in this block.
+ * The core orders each (client, request) once, but under rare view-change
+ * interleavings a committed request can come back at a later seq (Castro and
+ * Liskov drop such repeats at execution with the replicated client table).
+ * Here the tx index is that table: every replica holds the same index, so
+ * dropping repeats is deterministic and each transaction sits in the ledger
+ * exactly once. */
+static int tx_already_in(struct ledger *l, const uint8_t *data, size_t len,
+                         const ProtobufCBinaryData *taken, uint32_t n_taken,
+                         bool *dup)
+{
+    struct ledger_tx_loc loc;
+    uint8_t id[32];
+    int rv;
+
+    *dup = false;
+    for (uint32_t i = 0; i < n_taken; i++) {
+        if (taken[i].len == len && memcmp(taken[i].data, data, len) == 0) {
+            *dup = true;
+            return LG_OK;
+        }
+    }
+    crypto_sha256(data, len, id);
+    rv = ledger_find_tx(l, id, &loc);
+    if (rv == LG_OK)
+        *dup = true;
+    return rv == LG_ENOTFOUND ? LG_OK : rv;
+}
+
 int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
                  uint8_t block_hash[32])
 {
@@ -917,12 +946,22 @@ int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
         if (txs == NULL)
             return seterr(l, LG_ENOMEM, "out of memory");
     }
+    uint32_t n = 0;
     for (uint32_t i = 0; i < ex->n_requests; i++) {
-        txs[i].data = (uint8_t *)ex->requests[i].data;
-        txs[i].len = ex->requests[i].len;
+        bool dup = false;
+        rv = tx_already_in(l, ex->requests[i].data, ex->requests[i].len, txs, n,
+                           &dup);
+        if (rv != LG_OK) {
+            free(txs);
+            return rv;
+        }
+        if (dup)
+            continue;
+        txs[n].data = (uint8_t *)ex->requests[i].data;
+        txs[n].len = ex->requests[i].len;
+        n++;
     }
-    rv = ledger_build(l, ex->seq, ex->view, ex->timestamp_ms, ex->n_requests,
-                      txs, &bt);
+    rv = ledger_build(l, ex->seq, ex->view, ex->timestamp_ms, n, txs, &bt);
     free(txs);
     if (rv != LG_OK)
         return rv;

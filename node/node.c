@@ -8,6 +8,7 @@
 #include "node.h"
 
 #include "api.h"
+#include "audit.h"
 #include "codec.h"
 #include "crypto.h"
 #include "genesis.h"
@@ -406,6 +407,7 @@ static void node_peer_input(struct node *n, uint32_t from, const uint8_t *buf,
     switch (f->body_case) {
     case TC__PEER_FRAME__BODY_HEARTBEAT:
         n->peer_certified[from] = f->heartbeat->last_certified;
+        n->peer_view[from] = f->heartbeat->view;
         if (f->heartbeat->last_certified > n->peer_tip)
             n->peer_tip = f->heartbeat->last_certified;
         break;
@@ -502,7 +504,10 @@ int node_run(struct node *n)
         uint64_t wait = deadline <= now ? 0 : deadline - now;
         if (wait > NODE_IDLE_WAIT_MS)
             wait = NODE_IDLE_WAIT_MS;
+        /* The web view reads the ledger only while the loop waits. */
+        pthread_mutex_unlock(&n->ledger_mu);
         size_t k = node_queue_pop(n, batch, NODE_DRAIN_MAX, wait);
+        pthread_mutex_lock(&n->ledger_mu);
         for (size_t i = 0; i < k; i++) {
             if (n->running && n->fatal == LG_OK) {
                 node_input(n, &batch[i]);
@@ -553,16 +558,22 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
             return rv;
         lg_log(LG_INFO, "repaired", "dir=%s", c->data_dir);
     }
-    rv = store_open(c->data_dir, true, &n->store, err, err_len);
-    if (rv != LG_OK)
+    char why[512];
+    rv = store_open(c->data_dir, true, &n->store, why, sizeof(why));
+    if (rv != LG_OK) {
+        snprintf(err, err_len,
+                 "%s (if the data is damaged: run trialchain-node --home %s "
+                 "--repair, or wipe %s and let the node rebuild from "
+                 "peers).",
+                 why, c->home, c->data_dir);
         return rv;
+    }
     rv = registry_new(n->genesis, &n->registry);
     if (rv != LG_OK) {
         snprintf(err, err_len, "cannot set up the registry: %s.",
                  lg_strerror(rv));
         return rv;
     }
-    char why[512];
     rv = ledger_open(n->store, n->genesis, n->registry, &n->ledger, why,
                      sizeof(why));
     if (rv == LG_ECHAIN) {
@@ -578,6 +589,16 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
     } else if (rv != LG_OK) {
         snprintf(err, err_len, "cannot open the ledger in %s: %s", c->data_dir,
                  why);
+    }
+    /* LevelDB's repair keeps what it can read and drops the rest: the
+     * ledger must still be whole, or the node must not serve it. */
+    if (rv == LG_OK && c->repair &&
+        node_verify_chain(n, why, sizeof(why)) != LG_OK) {
+        snprintf(err, err_len,
+                 "the repaired data in %s is incomplete: %s; wipe %s and let "
+                 "the node rebuild from peers.",
+                 c->data_dir, why, c->data_dir);
+        rv = LG_ECORRUPT;
     }
     return rv;
 }
@@ -652,9 +673,25 @@ static int node_open_io(struct node *n, char *err, size_t err_len)
     rv = api_open(&ap, &n->api, err, err_len);
     if (rv != LG_OK)
         return rv;
+    n->web = (struct web_ctx){
+        .genesis = n->genesis,
+        .store = n->store,
+        .registry = n->registry,
+        .ledger = n->ledger,
+        .status = node_web_status,
+        .status_arg = n,
+        .lock = &n->ledger_mu,
+        .audit_run = audit_trial,
+        .audit_free = audit_report_free,
+    };
+    if (c->web && c->http_addr[0] == '\0') {
+        snprintf(err, err_len,
+                 "the web view needs an HTTP address: set \"http_addr\".");
+        return LG_ECONFIG;
+    }
     if (c->http_addr[0] != '\0')
-        rv = http_open(c->http_addr, node_http_render, n, &n->http, err,
-                       err_len);
+        rv = http_open(c->http_addr, node_http_render, n,
+                       c->web ? &n->web : NULL, &n->http, err, err_len);
     return rv;
 }
 
@@ -675,6 +712,9 @@ static int node_alloc(const struct node_config *cfg, struct node **out)
     pthread_mutex_init(&n->q_mu, NULL);
     pthread_cond_init(&n->q_cv, NULL);
     pthread_mutex_init(&n->m_mu, NULL);
+    pthread_mutex_init(&n->ledger_mu, NULL);
+    pthread_mutex_lock(&n->ledger_mu);
+    n->ledger_mu_held = true;
     *out = n;
     if (n->q == NULL || n->exec_q == NULL || n->genesis == NULL ||
         n->outbox == NULL)
@@ -731,7 +771,13 @@ void node_close(struct node *n)
 {
     if (n == NULL)
         return;
-    /* Listeners first, so no callback pushes into a freed queue. */
+    /* Listeners first, so no callback pushes into a freed queue. A web
+     * render waiting for the ledger lock must get it, or closing the HTTP
+     * server would wait for that render forever. */
+    if (n->ledger_mu_held) {
+        pthread_mutex_unlock(&n->ledger_mu);
+        n->ledger_mu_held = false;
+    }
     http_close(n->http);
     api_close(n->api);
     net_close(n->net);
@@ -756,6 +802,7 @@ void node_close(struct node *n)
     for (size_t i = 0; n->outbox != NULL && i < n->n_out; i++)
         free(n->outbox[i].buf);
     free(n->outbox);
+    pthread_mutex_destroy(&n->ledger_mu);
     pthread_mutex_destroy(&n->q_mu);
     pthread_cond_destroy(&n->q_cv);
     pthread_mutex_destroy(&n->m_mu);

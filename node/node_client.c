@@ -269,6 +269,14 @@ static void node_submit(struct node *n, struct api_call *call,
     }
     struct pbft_status st;
     pbft_get_status(n->pbft, &st);
+    if (node_view_behind(n, st.view) != 0) {
+        /* Our core would forward to a primary the others have left. */
+        tx_view_free(&v);
+        api_reply_error(call, TC__REPLY_CODE__REPLY_NOT_READY,
+                        "This node has not yet joined the consortium's "
+                        "current view; submit to another node.");
+        return;
+    }
     if (st.pending_requests >= n->pending_share) {
         tx_view_free(&v);
         api_reply_error(call, TC__REPLY_CODE__REPLY_BUSY,
@@ -370,7 +378,7 @@ static void query_status(struct node *n, struct api_call *call)
     s.n_replicas = n->genesis->n_replicas;
     s.stable_seq = st.stable_seq;
     s.last_certified = tip.last_certified;
-    char *reasons[2];
+    char *reasons[3];
     char r0[128], r1[128];
     size_t nr = 0;
     if (live + 1 < pbft_quorum(n->genesis->n_replicas)) {
@@ -384,6 +392,13 @@ static void query_status(struct node *n, struct api_call *call)
                  (unsigned long long)tip.height,
                  (unsigned long long)n->fetch.target);
         reasons[nr++] = r1;
+    }
+    char r2[128];
+    uint64_t vb = node_view_behind(n, st.view);
+    if (vb != 0) {
+        snprintf(r2, sizeof(r2), "in view %llu while peers are in view %llu",
+                 (unsigned long long)st.view, (unsigned long long)vb);
+        reasons[nr++] = r2;
     }
     s.ready = nr == 0;
     s.n_not_ready_reasons = nr;

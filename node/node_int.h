@@ -20,6 +20,7 @@
 #include "peer.pb-c.h"
 #include "registry.h"
 #include "store.h"
+#include "web.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -83,8 +84,9 @@ struct node_metrics {
     uint32_t queue_len;
     bool fetching;
     uint64_t fetch_target;
-    uint64_t peer_tip;   /* highest certified height a peer told us */
-    uint32_t peers_live; /* heard from within NODE_PEER_LIVE_MS */
+    uint64_t peer_tip;    /* highest certified height a peer told us */
+    uint32_t peers_live;  /* heard from within NODE_PEER_LIVE_MS */
+    uint64_t view_behind; /* see node_view_behind */
 };
 
 #define NODE_HEARTBEAT_MS 1000
@@ -115,6 +117,14 @@ struct node {
     struct http *http;
 
     /* input queue: ring of q_cap + 1 slots (one reserved for STOP) */
+    /* The ledger is not thread-safe. The loop holds ledger_mu whenever it
+     * works and lets go only while it waits for input, so the web view
+     * (rendered on NNG's HTTP threads) reads between two loop turns. Taken
+     * in node_alloc by the thread that opens, runs and closes the node. */
+    pthread_mutex_t ledger_mu;
+    bool ledger_mu_held;
+    struct web_ctx web;
+
     pthread_mutex_t q_mu;
     pthread_cond_t q_cv;
     struct node_input *q;
@@ -140,6 +150,7 @@ struct node {
     /* liveness: when each peer was last heard from (mono ms) */
     uint64_t peer_seen_ms[PBFT_MAX_REPLICAS];
     uint64_t peer_certified[PBFT_MAX_REPLICAS];
+    uint64_t peer_view[PBFT_MAX_REPLICAS];
     uint64_t heartbeat_ms;
     uint64_t served_ms[PBFT_MAX_REPLICAS]; /* last block chunk served */
     /* Blocks executed but not certified when the process died: their
@@ -196,6 +207,9 @@ void node_client_handle(struct node *n, struct api_call *call,
 /* node_sync.c */
 int node_restore(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
 int node_start(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
+/* After --repair: every block from the tip back to genesis is present and
+ * hash-linked. LG_ECORRUPT with a reason in why otherwise. */
+int node_verify_chain(struct node *n, char *why, size_t why_len);
 int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq);
 /* Finds the lowest block from `from` on without a certificate. */
 void node_certs_scan(struct node *n, uint64_t from);
@@ -210,8 +224,12 @@ void node_fetch_chunk(struct node *n, uint32_t from,
 /* node_metrics.c */
 /* Peers heard from within NODE_PEER_LIVE_MS (heartbeats or any frame). */
 uint32_t node_peers_live(const struct node *n);
+/* The view f+1 live peers are beyond ours in (so at least one honest
+ * replica is), or 0 when we are not behind. */
+uint64_t node_view_behind(const struct node *n, uint64_t my_view);
 void node_metrics_update(struct node *n);
 /* Runs on an NNG thread. */
+void node_web_status(void *arg, struct web_status *out);
 int node_http_render(void *arg, const char *path, char **body, size_t *len,
                      uint16_t *status);
 

@@ -25,6 +25,23 @@ uint32_t node_peers_live(const struct node *n)
     return live;
 }
 
+uint64_t node_view_behind(const struct node *n, uint64_t my_view)
+{
+    uint32_t ahead = 0;
+    uint64_t lowest = UINT64_MAX;
+    unsigned long long mono = lg_mono_ms();
+    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
+        if (i == n->self || n->peer_seen_ms[i] == 0 ||
+            mono - n->peer_seen_ms[i] >= NODE_PEER_LIVE_MS ||
+            n->peer_view[i] <= my_view)
+            continue;
+        ahead++;
+        if (n->peer_view[i] < lowest)
+            lowest = n->peer_view[i];
+    }
+    return ahead >= pbft_faults(n->genesis->n_replicas) + 1 ? lowest : 0;
+}
+
 void node_metrics_update(struct node *n)
 {
     struct node_metrics m;
@@ -39,6 +56,7 @@ void node_metrics_update(struct node *n)
     m.fetch_target = n->fetch.target;
     m.peer_tip = n->peer_tip;
     m.peers_live = node_peers_live(n);
+    m.view_behind = node_view_behind(n, m.st.view);
     pthread_mutex_lock(&n->q_mu);
     m.queue_len = (uint32_t)n->q_len;
     pthread_mutex_unlock(&n->q_mu);
@@ -173,7 +191,11 @@ static void render_readyz(struct node *n, const struct node_metrics *m,
         body_printf(b, "catching up: at height %llu, fetching up to %llu\n",
                     (unsigned long long)m->tip.height,
                     (unsigned long long)m->fetch_target);
-    else if (m->peer_tip > m->tip.height + NODE_BEHIND_SLACK)
+    if (m->view_behind != 0)
+        body_printf(b, "in view %llu while peers are in view %llu or later\n",
+                    (unsigned long long)m->st.view,
+                    (unsigned long long)m->view_behind);
+    if (!m->fetching && m->peer_tip > m->tip.height + NODE_BEHIND_SLACK)
         body_printf(b, "behind: at height %llu, peers certified %llu\n",
                     (unsigned long long)m->tip.height,
                     (unsigned long long)m->peer_tip);
@@ -214,4 +236,38 @@ int node_http_render(void *arg, const char *path, char **body, size_t *len,
     *body = b.buf;
     *len = b.len;
     return LG_OK;
+}
+
+/* The web view's status columns (called with ledger_mu held, so the loop
+ * is waiting for input and its peer tables are still). */
+void node_web_status(void *arg, struct web_status *out)
+{
+    struct node *n = arg;
+    struct node_metrics m;
+    pthread_mutex_lock(&n->m_mu);
+    m = n->m;
+    pthread_mutex_unlock(&n->m_mu);
+    memset(out, 0, sizeof(*out));
+    out->replica = n->self;
+    out->view = m.st.view;
+    out->primary = m.st.primary;
+    out->height = m.tip.height;
+    struct body b = {.buf = malloc(BODY_MAX), .len = 0};
+    uint16_t status = 503;
+    if (b.buf != NULL) {
+        render_readyz(n, &m, &b, &status);
+        if (status != 200) {
+            size_t k = strcspn(b.buf, "\n");
+            snprintf(out->not_ready, sizeof(out->not_ready), "%.*s", (int)k,
+                     b.buf);
+        }
+        free(b.buf);
+    }
+    out->ready = status == 200;
+    for (uint32_t i = 0; i < n->genesis->n_replicas && i < PBFT_MAX_REPLICAS;
+         i++) {
+        out->connected[i] = i == n->self || net_peer_connected(n->net, i);
+        out->peer_height[i] =
+            i == n->self ? m.tip.last_certified : n->peer_certified[i];
+    }
 }

@@ -76,6 +76,52 @@ int node_restore(struct node *n, char *err, size_t err_len)
     return rv;
 }
 
+int node_verify_chain(struct node *n, char *why, size_t why_len)
+{
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    uint8_t expect[32];
+    memcpy(expect, tip.block_hash, 32);
+    /* Walks back from the tip: each header hashes to what the next block
+     * (or the tip record) names, down to the chain id. */
+    for (uint64_t h = tip.height; h >= 1; h--) {
+        uint8_t *bytes = NULL, hash[32];
+        size_t len = 0;
+        if (ledger_get_block(n->ledger, h, &bytes, &len) != LG_OK) {
+            snprintf(why, why_len, "block %llu is missing",
+                     (unsigned long long)h);
+            return LG_ECORRUPT;
+        }
+        Tc__Block *b = tc__block__unpack(NULL, len, bytes);
+        free(bytes);
+        Tc__BlockHeader *hd =
+            b ? tc__block_header__unpack(NULL, b->header.len, b->header.data)
+              : NULL;
+        bool ok = hd != NULL && hd->prev_hash.len == 32;
+        if (ok) {
+            crypto_sha256(b->header.data, b->header.len, hash);
+            ok = memcmp(hash, expect, 32) == 0;
+            memcpy(expect, hd->prev_hash.data, 32);
+        }
+        if (hd != NULL)
+            tc__block_header__free_unpacked(hd, NULL);
+        if (b != NULL)
+            tc__block__free_unpacked(b, NULL);
+        if (!ok) {
+            snprintf(why, why_len, "block %llu is damaged",
+                     (unsigned long long)h);
+            return LG_ECORRUPT;
+        }
+    }
+    if (memcmp(expect, n->genesis->chain_id, 32) != 0) {
+        snprintf(why, why_len, "block 1 does not follow the genesis");
+        return LG_ECORRUPT;
+    }
+    lg_log(LG_INFO, "chain_verified", "height=%llu",
+           (unsigned long long)tip.height);
+    return LG_OK;
+}
+
 int node_start(struct node *n, char *err, size_t err_len)
 {
     struct ledger_tip tip;

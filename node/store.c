@@ -55,13 +55,19 @@ int store_open(const char *dir, bool create, struct store **out, char *err,
     char *lerr = NULL;
     s->db = leveldb_open(s->opts, dir, &lerr);
     if (lerr != NULL) {
-        if (err != NULL && err_len > 0)
+        /* LevelDB says "Corruption: ..." for bad checksums and truncated
+         * tables; the caller names the repair. */
+        bool corrupt = strstr(lerr, "Corruption") != NULL;
+        if (err != NULL && err_len > 0 && corrupt)
+            snprintf(err, err_len, "the database at %s is corrupt (%.120s)",
+                     dir, lerr);
+        else if (err != NULL && err_len > 0)
             snprintf(err, err_len, "cannot open the database at %s: %s", dir,
                      lerr);
         leveldb_free(lerr);
         s->db = NULL;
         store_close(s);
-        return LG_EIO;
+        return corrupt ? LG_ECORRUPT : LG_EIO;
     }
     *out = s;
     return LG_OK;

@@ -61,10 +61,12 @@ for t in $targets; do
     mkdir -p "$seeds" "$work" "$art"
     rm -f "$art"/*
     log=$B/logs/$t.log
+    maxlen=16384
+    [ "$t" = ctgov ] || [ "$t" = genesis ] && maxlen=131072
     echo "fuzz: $t for ${SECONDS_EACH}s (seeds: $(ls "$seeds" | wc -l))"
     timeout --kill-after=10 $((SECONDS_EACH + 120)) \
         $B/fuzzbin/fuzz_$t -max_total_time="$SECONDS_EACH" -timeout=10 \
-        -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
+        -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 \
         -artifact_prefix="$art/" "$work" "$seeds" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

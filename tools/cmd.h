@@ -14,7 +14,7 @@
 enum { EXIT_OK = 0, EXIT_FINDINGS = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 struct cli_globals {
-    const char *node_url; /* default ipc or tcp://127.0.0.1:27100 */
+    const char *node_url; /* default tcp://127.0.0.1:27001: node0 of a default testnet */
     const char *key_path;
     bool json;
     int timeout_ms;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_NODE "tcp://127.0.0.1:27100"
+#define DEFAULT_NODE "tcp://127.0.0.1:27001"
 
 struct cli_globals cli = {DEFAULT_NODE, NULL, false, 15000};
 

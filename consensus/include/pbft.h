@@ -78,6 +78,9 @@ typedef uint64_t pbft_seq;
 #define PBFT_CHAIN_ID_SIZE 32
 #define PBFT_MAX_REPLICAS  64
 #define PBFT_BROADCAST     UINT32_MAX
+/* Largest batch_max and watermark_window pbft_new() accepts. */
+#define PBFT_BATCH_MAX  4096
+#define PBFT_WINDOW_MAX 4096
 
 /* Error codes: 0 is success. */
 #define PBFT_ERRORS(X)                         \

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Crash faults on four nodes, each under client load, each followed by a
 # bound on committing again:
+#   primary-restart-fast  kill -9 of the primary, restarted 2 s later: the
+#                    cluster commits within the bound and ends in one view
 #   primary-kill9    kill -9 of the primary: the others change view and the
 #                    load completes; the killed node restarts and catches up
 #   primary-sigstop  SIGSTOP of the primary (alive but silent): view change,
@@ -19,6 +21,18 @@ COMMIT_S=20
 ch_start || { ch_result skip all "the daemon does not start: $(tail -3 "$CH_T/start.log")"; exit 0; }
 ch_load 20 && ch_result pass commit "$CH_LAST_LOAD" ||
     { ch_result fail commit "$CH_LAST_LOAD"; exit 1; }
+
+# -- kill -9 of the primary, restarted 2 s later, while only some backups
+# hold requests it never ordered
+p=$(ch_primary)
+ch_load_bg 100
+sleep 0.5
+ch_kill9 "$p"
+sleep 2
+ch_start "$p" || ch_result fail primary-restart-fast/restarted "$(tail -3 "$CH_T/start.log")"
+ch_wait_bg || ch_result fail primary-restart-fast/load-completes "$(tail -2 "$CH_T/bg.log")"
+ch_commits primary-restart-fast/commits-again "$COMMIT_S"
+ch_one_view primary-restart-fast/one-view
 
 # -- kill -9 of the primary under load
 p=$(ch_primary)

@@ -32,7 +32,7 @@ tc() { timeout 180 "$BIN/trialchain" "$@"; }
 
 metric() { # metric NODE NAME-WITH-LABELS
     curl -s -m 5 "http://127.0.0.1:$((BASE + 10 * $1 + 2))/metrics" |
-        grep -F "$2 " | awk '{print $2}' | head -1
+        grep -F "$2 " | grep -v "^#" | awk '{print $2}' | head -1
 }
 
 tc testnet init "$T" --nodes 4 --base-port "$BASE" >/dev/null ||

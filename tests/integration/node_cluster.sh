@@ -86,8 +86,23 @@ scripts/testnet.sh start "$T" "$p" >"$T/restart2.log" 2>&1 &&
 victim=$(( (p + 2) % 4 ))
 scripts/testnet.sh stop "$T" "$victim" >/dev/null
 rm -rf "$T/node$victim/data"
-scripts/testnet.sh start "$T" "$victim" >"$T/wipe.log" 2>&1 &&
-    result pass wiped-restarted || result fail wiped-restarted "$(tail -3 "$T/wipe.log")"
+TESTNET_WAIT_S=5 scripts/testnet.sh start "$T" "$victim" >"$T/wipe.log" 2>&1
+height() {
+    tc --node "tcp://127.0.0.1:$((BASE + 10 * $1 + 1))" --json status 2>/dev/null |
+        sed -n 's/.*"height"[^0-9]*\([0-9]*\).*/\1/p' | head -1
+}
+want=$(height "$p")
+for _ in $(seq 1 120); do
+    [ "$(height "$victim")" -ge "${want:-1}" ] 2>/dev/null && break
+    sleep 0.5
+done
+[ "$(height "$victim")" -ge "${want:-1}" ] 2>/dev/null &&
+    result pass wiped-rebuilt "height $(height "$victim") of $want" ||
+    result fail wiped-rebuilt "height $(height "$victim") of $want"
+# Rejoining means also joining the current view (readiness says so).
+TESTNET_WAIT_S=60 scripts/testnet.sh start "$T" "$victim" >>"$T/wipe.log" 2>&1 &&
+    result pass wiped-rejoined || result fail wiped-rejoined \
+    "$(curl -s "http://127.0.0.1:$((BASE + 10 * victim + 2))/readyz")"
 
 out=$(tc testnet load "$T" --count 40 --threads 4 --wait --acked "$T/acked")
 [ $? -eq 0 ] && result pass commit-after "$out" || result fail commit-after "$out"
@@ -98,9 +113,10 @@ out=$(tc testnet check "$T" --acked "$T/acked" --timeout-s 90)
 grep -h '"catchup_done"\|catchup_done' "$T"/node*/node.log | head -3
 
 scripts/testnet.sh stop "$T" >/dev/null
+unclean=""
 for i in 0 1 2 3; do
     tail -1 "$T/node$i/node.log" | grep -q 'stopped signal=15' ||
-        { result fail clean-stop "node$i"; continue; }
+        unclean="$unclean node$i"
 done
-[ $failures -eq 0 ] && result pass clean-stop
+[ -z "$unclean" ] && result pass clean-stop || result fail clean-stop "$unclean"
 exit $((failures > 0))

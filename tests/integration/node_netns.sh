@@ -76,7 +76,9 @@ done
 for i in 0 1 2 3; do cp "$T/genesis.json" "$T/node$i/genesis.json"; done
 
 start() {
-    in_ns "$1" "$BIN/trialchain-node" --home "$T/node$1" >>"$T/node$1/node.log" 2>&1 &
+    # ip netns exec execs the node: $! is the node's own pid
+    ip netns exec "$(ns "$1")" "$BIN/trialchain-node" --home "$T/node$1" \
+        >>"$T/node$1/node.log" 2>&1 &
     echo $! >"$T/node$1/node.pid"
 }
 ready() {

@@ -11,23 +11,23 @@
 #ifndef SIM_H
 #define SIM_H
 
+#include "pbft.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pbft.h"
-
-#define SIM_MAX_N         7
-#define SIM_MAX_SLOTS     (SIM_MAX_N + 1) /* one extra slot for a twin */
-#define SIM_MAX_CLIENTS   256
-#define SIM_TRACE_RING    48
-#define SIM_TRACE_LEN     200
-#define SIM_REPLAY_RING   32
-#define SIM_T0_MS         1000000 /* global clock start, room for skew */
-#define SIM_REQ_PAYLOAD   16
-#define SIM_REQ_SIG       32
-#define SIM_REQ_HDR       (PBFT_KEY_SIZE + 8 + 2)
-#define SIM_REQ_LEN       (SIM_REQ_HDR + SIM_REQ_PAYLOAD + SIM_REQ_SIG)
+#define SIM_MAX_N       7
+#define SIM_MAX_SLOTS   (SIM_MAX_N + 1) /* one extra slot for a twin */
+#define SIM_MAX_CLIENTS 256
+#define SIM_TRACE_RING  48
+#define SIM_TRACE_LEN   200
+#define SIM_REPLAY_RING 32
+#define SIM_T0_MS       1000000 /* global clock start, room for skew */
+#define SIM_REQ_PAYLOAD 16
+#define SIM_REQ_SIG     32
+#define SIM_REQ_HDR     (PBFT_KEY_SIZE + 8 + 2)
+#define SIM_REQ_LEN     (SIM_REQ_HDR + SIM_REQ_PAYLOAD + SIM_REQ_SIG)
 
 /* ---- PRNG: xoshiro256** seeded through splitmix64 ---------------------- */
 
@@ -53,8 +53,9 @@ void sim_meta_free(struct pbft_meta *m);
 void sim_pp_copy(struct pbft_preprepare *dst,
                  const struct pbft_preprepare *src);
 void sim_pp_free(struct pbft_preprepare *pp);
-void sim_request_copy(struct pbft_request *dst,
-                      const struct pbft_request *src);
+/* Frees a NEW-VIEW's arrays and leaves NULL pointers (counts unchanged). */
+void sim_nv_free_arrays(struct pbft_new_view *nv);
+void sim_request_copy(struct pbft_request *dst, const struct pbft_request *src);
 const char *sim_msg_type_name(enum pbft_msg_type t);
 
 /* ---- fake crypto -------------------------------------------------------- */
@@ -89,16 +90,16 @@ int sim_request_check(const struct sim *s, const struct pbft_request *req);
 /* ---- the simulated world ------------------------------------------------ */
 
 enum sim_family {
-    FAM_NET = 0,  /* loss, duplication, reordering, delay, partitions */
-    FAM_CRASH,    /* + crash/restart from persisted state */
-    FAM_WIPE,     /* + crash with state wiped (within f) */
-    FAM_EQUIV,    /* equivocating primary */
-    FAM_VOTES,    /* conflicting votes, votes for unknown digests */
+    FAM_NET = 0,   /* loss, duplication, reordering, delay, partitions */
+    FAM_CRASH,     /* + crash/restart from persisted state */
+    FAM_WIPE,      /* + crash with state wiped (within f) */
+    FAM_EQUIV,     /* equivocating primary */
+    FAM_VOTES,     /* conflicting votes, votes for unknown digests */
     FAM_SIGREPLAY, /* invalid signatures, replays of old messages */
-    FAM_SILENT,   /* silent primary (primaries) */
-    FAM_FAKEVC,   /* VIEW-CHANGE with fabricated prepared certificates */
-    FAM_TWINS,    /* two copies of one replica, same key */
-    FAM_MIX,      /* everything at once within the budget */
+    FAM_SILENT,    /* silent primary (primaries) */
+    FAM_FAKEVC,    /* VIEW-CHANGE with fabricated prepared certificates */
+    FAM_TWINS,     /* two copies of one replica, same key */
+    FAM_MIX,       /* everything at once within the budget */
     FAM_COUNT
 };
 
@@ -123,14 +124,14 @@ struct sim_params {
     uint32_t checkpoint_interval;
     uint32_t watermark_window;
     uint32_t n_clients;
-    uint32_t reqs_pre;  /* per client, may run during faults */
-    uint32_t reqs_post; /* per client, issued only after the heal */
-    uint64_t fault_ms;  /* length of the fault phase */
+    uint32_t reqs_pre;    /* per client, may run during faults */
+    uint32_t reqs_post;   /* per client, issued only after the heal */
+    uint64_t fault_ms;    /* length of the fault phase */
     uint64_t liveness_ms; /* bound after the heal */
     uint64_t max_events;
     bool cost_mode;
     uint64_t unit_delay_ms; /* cost mode: every message takes this long */
-    bool trace_all;     /* print every trace line as it happens */
+    bool trace_all;         /* print every trace line as it happens */
 };
 
 /* One stored record of a replica's durable consensus state. */
@@ -162,7 +163,7 @@ struct sim_node {
     uint32_t epoch;       /* bumps on every wipe: its memory is gone */
     int64_t skew_ms;
     enum sim_byz byz;
-    bool amnesiac; /* may be wiped: counts against f */
+    bool amnesiac;      /* may be wiped: counts against f */
     uint32_t twin_side; /* for a twin pair: 0 or 1 */
 
     /* durable consensus state */
@@ -185,8 +186,10 @@ struct sim_node {
     uint32_t replay_from[SIM_REPLAY_RING];
     uint32_t n_replay;
 
-    uint64_t timer_spins; /* timeouts fed without the deadline moving */
-    uint64_t fetch_gen;   /* only the latest ready.fetch is carried out */
+    uint64_t timer_spins;  /* timeouts fed without the deadline moving */
+    uint64_t fetch_gen;    /* only the latest ready.fetch is carried out */
+    uint64_t exec_feed_at; /* EXECUTED events go back in execution order */
+    uint64_t exec_gen;     /* bumps when a state transfer supersedes them */
 };
 
 struct sim_client {
@@ -259,7 +262,7 @@ struct sim {
     bool failed;
     uint64_t stmt_drift; /* honest VC/NV signatures our framing missed */
     char why[512];
-    int suspects[3];
+    int suspects[2]; /* replicas whose traces the report prints */
 
     /* counters (cost report) */
     uint64_t msgs_sent;   /* replica to replica, one per destination */
@@ -268,7 +271,6 @@ struct sim {
     uint64_t sign_ops, verify_ops, verify_req_ops;
     uint64_t reqs_committed;
     uint64_t latency_sum_ms, latency_n;
-    uint64_t first_exec_at;
 };
 
 /* Runs one seed. Returns true when no checker fired. On failure, prints the
@@ -295,8 +297,7 @@ struct sim_cost {
     double req_verifies_per_req;
     double latency_delays;
 };
-bool sim_cost_run(uint32_t n, uint32_t batch, uint32_t k,
-                  struct sim_cost *out);
+bool sim_cost_run(uint32_t n, uint32_t batch, uint32_t k, struct sim_cost *out);
 
 /* ---- internals shared between the sim files ----------------------------- */
 
@@ -310,8 +311,7 @@ uint64_t sim_local_now(const struct sim *s, const struct sim_node *nd);
 void sim_net_send(struct sim *s, struct sim_node *from, uint32_t to,
                   const struct pbft_msg *m);
 /* Feeds one event to a node and carries out the resulting ready. */
-void sim_node_step(struct sim *s, struct sim_node *nd,
-                   struct pbft_event *ev);
+void sim_node_step(struct sim *s, struct sim_node *nd, struct pbft_event *ev);
 
 /* VIEW-CHANGE / NEW-VIEW statements as the core frames them (sim_stmt.c):
  * re-sign a forged message with its sender's key; check the framing

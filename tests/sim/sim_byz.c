@@ -2,14 +2,27 @@
  *
  * A Byzantine replica runs a real core; what it sends passes through here
  * and is dropped, mutated, duplicated or replayed. It may re-sign with its
- * own key (pbft_vote_statement gives the exact bytes), never with another
- * replica's. A FAKEVC replica's core is given a verifier that accepts
- * anything, and is fed fabricated pre-prepares and prepares, so that the
- * VIEW-CHANGE it signs carries prepared certificates nobody prepared. */
+ * own key (pbft_vote_statement, sim_stmt.c), never with another replica's.
+ *
+ *   SILENT      sends nothing (a silent primary when it is one)
+ *   EQUIVOCATE  as primary: another batch for the same seq to half the
+ *               backups (sometimes under the original header, a swapped
+ *               batch); as new primary: a NEW-VIEW whose O nulls every batch
+ *   VOTES       conflicting PREPARE/COMMIT/CHECKPOINT digests, votes for
+ *               unknown digests, premature COMMITs, VIEW-CHANGEs that hide
+ *               its prepared certificates
+ *   SIGREPLAY   corrupted signatures, malformed messages, replays of old
+ *               messages of other replicas
+ *   FAKEVC      VIEW-CHANGEs with a forged stable checkpoint or a forged
+ *               prepared certificate; its core also verifies nothing and is
+ *               fed fabricated pre-prepares and prepares
+ *   TWIN        two cores with one key, each seeing part of the network
+ *               (routing in sim_cluster.c)
+ */
+#include "sim.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include "sim.h"
 
 static void random_digest(struct sim *s, uint8_t d[PBFT_DIGEST_SIZE])
 {
@@ -99,6 +112,56 @@ static void corrupt_sig(struct pbft_msg *m)
     }
 }
 
+static void drop_prepared_upto(struct pbft_view_change *vc, pbft_seq seq);
+
+/* Structurally malformed variants (what a hostile peer's decoder may
+ * hand the core): a count with no array, an empty array with no pointer,
+ * out-of-range fields. The core must refuse them without crashing. */
+static void malform(struct sim *s, struct pbft_msg *m)
+{
+    switch (m->type) {
+    case PBFT_MSG_PREPREPARE:
+        sim_pp_free(&m->u.pp);
+        m->u.pp.n_requests = (uint32_t)sim_rng_range(&s->rng, 0, 3);
+        break;
+    case PBFT_MSG_VIEW_CHANGE:
+        free(m->u.vc.stable.votes);
+        m->u.vc.stable.votes = NULL;
+        if (sim_rng_chance(&s->rng, 500)) {
+            m->u.vc.stable.n_votes = s->quorum;
+        } else {
+            drop_prepared_upto(&m->u.vc, UINT64_MAX);
+            free(m->u.vc.prepared);
+            m->u.vc.prepared = NULL;
+            m->u.vc.n_prepared = 1000;
+        }
+        break;
+    case PBFT_MSG_NEW_VIEW:
+        sim_nv_free_arrays(&m->u.nv);
+        if (sim_rng_chance(&s->rng, 500))
+            m->u.nv.n_preprepares = 2;
+        else
+            m->u.nv.n_view_changes = UINT32_MAX;
+        break;
+    case PBFT_MSG_PREPARE:
+    case PBFT_MSG_COMMIT:
+    case PBFT_MSG_CHECKPOINT:
+        if (sim_rng_chance(&s->rng, 500))
+            m->u.vote.replica = s->n + 3;
+        else
+            m->u.vote.seq = UINT64_MAX;
+        break;
+    case PBFT_MSG_REQUEST:
+        free((void *)m->u.request.data);
+        m->u.request.data = NULL;
+        m->u.request.len = 40; /* a length with no data */
+        break;
+    default:
+        m->type = (enum pbft_msg_type)(PBFT_MSG_TYPE_MAX + 1);
+        break;
+    }
+}
+
 static bool is_own_vote(const struct sim_node *nd, const struct pbft_msg *m)
 {
     return (m->type == PBFT_MSG_PREPARE || m->type == PBFT_MSG_COMMIT ||
@@ -106,11 +169,10 @@ static bool is_own_vote(const struct sim_node *nd, const struct pbft_msg *m)
            m->u.vote.replica == nd->id;
 }
 
-static void send_each(struct sim *s, struct sim_node *nd,
-                      const struct pbft_send *snd,
-                      struct pbft_msg *(*mutate)(struct sim *,
-                                                 struct sim_node *,
-                                                 const struct pbft_msg *))
+static void
+send_each(struct sim *s, struct sim_node *nd, const struct pbft_send *snd,
+          struct pbft_msg *(*mutate)(struct sim *, struct sim_node *,
+                                     const struct pbft_msg *))
 {
     for (uint32_t r = 0; r < s->n; r++) {
         if (r == nd->id || (snd->to != PBFT_BROADCAST && snd->to != r))
@@ -157,9 +219,8 @@ static struct pbft_msg *forged_new_view(struct sim *s, struct sim_node *nd,
 
 static void fabricated_votes(struct sim *s, struct sim_node *nd,
                              enum pbft_msg_type type, pbft_view view,
-                             pbft_seq seq, const uint8_t *digest,
-                             uint32_t skip, uint32_t count,
-                             struct pbft_vote *out)
+                             pbft_seq seq, const uint8_t *digest, uint32_t skip,
+                             uint32_t count, struct pbft_vote *out)
 {
     uint32_t k = 0;
 
@@ -242,9 +303,10 @@ static struct pbft_msg *forged_view_change(struct sim *s, struct sim_node *nd,
         fabricated_votes(s, nd, PBFT_MSG_CHECKPOINT, 0, c->seq, c->digest,
                          UINT32_MAX, s->quorum, c->votes);
         drop_prepared_upto(vc, c->seq); /* keep the rest consistent */
-        sim_note(s, nd, "byz: VIEW-CHANGE v=%llu with a forged checkpoint "
-                 "n=%llu", (unsigned long long)vc->new_view,
-                 (unsigned long long)c->seq);
+        sim_note(s, nd,
+                 "byz: VIEW-CHANGE v=%llu with a forged checkpoint "
+                 "n=%llu",
+                 (unsigned long long)vc->new_view, (unsigned long long)c->seq);
     } else if (vc->new_view > 0) {
         struct pbft_prepared_cert *pc;
         struct pbft_request rq;
@@ -258,8 +320,8 @@ static struct pbft_msg *forged_view_change(struct sim *s, struct sim_node *nd,
             if (vc->prepared[i].pp.hdr.seq == seq)
                 at = i;
         if (at == vc->n_prepared) {
-            vc->prepared = realloc(vc->prepared,
-                                   (vc->n_prepared + 1) * sizeof(*pc));
+            vc->prepared =
+                realloc(vc->prepared, (vc->n_prepared + 1) * sizeof(*pc));
             if (vc->prepared == NULL)
                 abort();
             vc->n_prepared++;
@@ -291,9 +353,10 @@ static struct pbft_msg *forged_view_change(struct sim *s, struct sim_node *nd,
             abort();
         fabricated_votes(s, nd, PBFT_MSG_PREPARE, v, seq, pc->pp.hdr.digest,
                          primary, pc->n_prepares, pc->prepares);
-        sim_note(s, nd, "byz: VIEW-CHANGE v=%llu with a forged prepared "
-                 "certificate n=%llu", (unsigned long long)vc->new_view,
-                 (unsigned long long)seq);
+        sim_note(s, nd,
+                 "byz: VIEW-CHANGE v=%llu with a forged prepared "
+                 "certificate n=%llu",
+                 (unsigned long long)vc->new_view, (unsigned long long)seq);
     }
     sim_vc_resign(s, vc);
     return m;
@@ -351,6 +414,12 @@ void sim_byz_send(struct sim *s, struct sim_node *nd,
             corrupt_sig(c);
             send_copy(s, nd, snd->to, c);
         }
+        if (sim_rng_chance(&s->rng, 100)) {
+            struct pbft_msg *c = sim_msg_clone(m);
+
+            malform(s, c);
+            send_copy(s, nd, snd->to, c);
+        }
         if (sim_rng_chance(&s->rng, 700))
             sim_net_send(s, nd, snd->to, m);
         return;
@@ -393,10 +462,10 @@ static void tick_votes(struct sim *s, struct sim_node *nd)
     m.type = sim_rng_chance(&s->rng, 500) ? PBFT_MSG_PREPARE : PBFT_MSG_COMMIT;
     m.u.vote.replica = nd->id;
     m.u.vote.view = st.view;
-    m.u.vote.seq = sim_rng_range(&s->rng, st.stable_seq + 1,
-                                 st.high_watermark > st.stable_seq
-                                     ? st.high_watermark
-                                     : st.stable_seq + 1);
+    m.u.vote.seq =
+        sim_rng_range(&s->rng, st.stable_seq + 1,
+                      st.high_watermark > st.stable_seq ? st.high_watermark
+                                                        : st.stable_seq + 1);
     random_digest(s, m.u.vote.digest);
     sim_vote_resign(s, m.type, &m.u.vote);
     sim_note(s, nd, "byz: vote for an unknown digest at seq %llu",

@@ -4,13 +4,13 @@
  * One event heap ordered by (time, insertion order) holds everything that
  * happens; replica timers are read from pbft_deadline_ms() between events.
  * Nothing here reads the wall clock or libc's rand(). */
+#include "sim.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "sim.h"
 
 enum ev_kind {
     EV_DELIVER = 1, /* a replica message reaches node `slot` */
@@ -37,8 +37,8 @@ struct sim_ev {
 };
 
 static const char *const family_names[FAM_COUNT] = {
-    "net", "crash", "wipe", "equivocate", "votes",
-    "sig-replay", "silent", "fake-vc", "twins", "mix",
+    "net",        "crash",  "wipe",    "equivocate", "votes",
+    "sig-replay", "silent", "fake-vc", "twins",      "mix",
 };
 
 const char *sim_family_name(int fam)
@@ -166,8 +166,8 @@ void sim_note(struct sim *s, struct sim_node *nd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    snprintf(full, sizeof(full), "[%" PRIu64 "] r%u ~ %s",
-             sim_local_now(s, nd), nd->id, line);
+    snprintf(full, sizeof(full), "[%" PRIu64 "] r%u ~ %s", sim_local_now(s, nd),
+             nd->id, line);
     trace_add(s, nd, full);
 }
 
@@ -226,8 +226,7 @@ static void store_apply(struct sim_node *nd, const struct pbft_record *r)
         }
         if (nd->n_recs == nd->cap_recs) {
             nd->cap_recs = nd->cap_recs ? nd->cap_recs * 2 : 64;
-            nd->recs =
-                xrealloc(nd->recs, nd->cap_recs * sizeof(*nd->recs));
+            nd->recs = xrealloc(nd->recs, nd->cap_recs * sizeof(*nd->recs));
         }
         nd->recs[nd->n_recs].type = type;
         nd->recs[nd->n_recs].seq = r->seq;
@@ -368,17 +367,17 @@ static void app_execute(struct sim *s, struct sim_node *nd,
     pbft_seq last = nd->n_log;
     bool h = honest(nd);
     struct sim_ev *ev;
+    uint64_t at;
 
     if (ex->seq != last + 1) {
         if (h)
             sim_fail(s, (int)nd->id, -1,
-                     "r%u executed seq %" PRIu64 " after seq %" PRIu64,
-                     nd->id, ex->seq, last);
+                     "r%u executed seq %" PRIu64 " after seq %" PRIu64, nd->id,
+                     ex->seq, last);
         return;
     }
     if (ex->n_requests > 0 && ex->requests == NULL) {
-        sim_fail(s, (int)nd->id, -1, "r%u: execute with NULL requests",
-                 nd->id);
+        sim_fail(s, (int)nd->id, -1, "r%u: execute with NULL requests", nd->id);
         return;
     }
     memset(&e, 0, sizeof(e));
@@ -386,8 +385,7 @@ static void app_execute(struct sim *s, struct sim_node *nd,
     e.n_reqs = ex->n_requests;
     e.clients = xcalloc(ex->n_requests, sizeof(*e.clients));
     e.req_nos = xcalloc(ex->n_requests, sizeof(*e.req_nos));
-    pbft_batch_digest(&nd->cfg.crypto, ex->requests, ex->n_requests,
-                      e.batch);
+    pbft_batch_digest(&nd->cfg.crypto, ex->requests, ex->n_requests, e.batch);
     for (uint32_t i = 0; i < ex->n_requests; i++) {
         const struct pbft_request *rq = &ex->requests[i];
         int c = sim_request_check(s, rq);
@@ -421,15 +419,19 @@ static void app_execute(struct sim *s, struct sim_node *nd,
             client_reply(s, nd, e.clients[i], e.req_nos[i], ex->view);
             note_quorum_exec(s, e.clients[i], e.req_nos[i]);
         }
-        if (s->first_exec_at == 0)
-            s->first_exec_at = s->now;
     }
     sim_note(s, nd, "sim: executed seq %" PRIu64 " (%u requests)", ex->seq,
              ex->n_requests);
-    ev = ev_new(s, EV_EXECUTED,
-                s->now + (s->faults_active ? sim_rng_below(&s->rng, 3) : 0));
+    /* Fed back after a short delay, but in execution order, like a driver
+     * that executes on another thread. */
+    at = s->now + (s->faults_active ? sim_rng_below(&s->rng, 3) : 0);
+    if (at < nd->exec_feed_at)
+        at = nd->exec_feed_at;
+    nd->exec_feed_at = at;
+    ev = ev_new(s, EV_EXECUTED, at);
     ev->slot = nd->slot;
     ev->gen = nd->incarnation;
+    ev->req_no = nd->exec_gen;
     ev->seq = ex->seq;
     memcpy(ev->digest, e.state, 32);
     ev_push(s, ev);
@@ -452,8 +454,8 @@ static void app_install(struct sim *s, struct sim_node *nd,
         }
         for (uint32_t j = 0; j < e.n_reqs; j++)
             if (e.clients[j] != UINT32_MAX && e.req_nos[j] < s->req_cap)
-                nd->executed[(size_t)e.clients[j] * s->req_cap +
-                             e.req_nos[j]] = 1;
+                nd->executed[(size_t)e.clients[j] * s->req_cap + e.req_nos[j]] =
+                    1;
         app_append(nd, &e);
     }
     if (seq > 0)
@@ -479,8 +481,8 @@ static void sentlog_check(struct sim *s, struct sim_node *nd, int cls,
                           pbft_view view, pbft_seq seq, const uint8_t *digest,
                           const char *what)
 {
-    uint64_t k1 = ((uint64_t)nd->id << 40) | ((uint64_t)nd->epoch << 8) |
-                  (uint64_t)cls;
+    uint64_t k1 =
+        ((uint64_t)nd->id << 40) | ((uint64_t)nd->epoch << 8) | (uint64_t)cls;
     size_t i;
 
     if (s->sent_len * 2 >= s->sent_cap)
@@ -806,8 +808,7 @@ static void note_quorum_exec(struct sim *s, uint32_t client, uint64_t req_no)
 /* ---- replicas ----------------------------------------------------------- */
 
 static void node_crash(struct sim *s, struct sim_node *nd, bool wipe);
-static void schedule_restart(struct sim *s, struct sim_node *nd,
-                             uint64_t at);
+static void schedule_restart(struct sim *s, struct sim_node *nd, uint64_t at);
 static void schedule_transfer(struct sim *s, struct sim_node *nd,
                               const struct pbft_checkpoint_cert *cert);
 
@@ -922,9 +923,8 @@ static void node_boot(struct sim *s, struct sim_node *nd)
         rec.meta = nd->meta;
         rv = pbft_restore(nd->core, &rec);
         if (rv != 0)
-            sim_fail(s, (int)nd->id, -1,
-                     "r%u refused its own META record: %s", nd->id,
-                     pbft_strerror(rv));
+            sim_fail(s, (int)nd->id, -1, "r%u refused its own META record: %s",
+                     nd->id, pbft_strerror(rv));
     }
     if (nd->n_recs > 1)
         qsort(nd->recs, nd->n_recs, sizeof(*nd->recs), rec_cmp);
@@ -947,13 +947,12 @@ static void node_boot(struct sim *s, struct sim_node *nd)
     nd->alive = true;
     nd->timer_spins = 0;
     memset(&rd, 0, sizeof(rd));
-    rv = pbft_start(nd->core, nd->n_log, nd->state, sim_local_now(s, nd),
-                    &rd);
+    rv = pbft_start(nd->core, nd->n_log, nd->state, sim_local_now(s, nd), &rd);
     if (rv != 0)
         sim_fail(s, (int)nd->id, -1, "pbft_start failed for r%u: %s", nd->id,
                  pbft_strerror(rv));
-    sim_note(s, nd, "sim: started (last executed %zu, %zu records)",
-             nd->n_log, nd->n_recs);
+    sim_note(s, nd, "sim: started (last executed %zu, %zu records)", nd->n_log,
+             nd->n_recs);
     node_process_ready(s, nd, &rd);
 }
 
@@ -985,9 +984,9 @@ static void schedule_restart(struct sim *s, struct sim_node *nd, uint64_t at)
 static void schedule_transfer(struct sim *s, struct sim_node *nd,
                               const struct pbft_checkpoint_cert *cert)
 {
-    struct sim_ev *e = ev_new(
-        s, EV_TRANSFER,
-        s->now + (s->prm.cost_mode ? 1 : sim_rng_range(&s->rng, 2, 30)));
+    struct sim_ev *e =
+        ev_new(s, EV_TRANSFER,
+               s->now + (s->prm.cost_mode ? 1 : sim_rng_range(&s->rng, 2, 30)));
 
     e->slot = nd->slot;
     e->gen = nd->incarnation;
@@ -1013,8 +1012,7 @@ static void do_transfer(struct sim *s, struct sim_ev *ev)
     if (ev->seq == 0) {
         if (memcmp(ev->digest, s->genesis, 32) != 0) {
             sim_fail(s, (int)nd->id, -1,
-                     "r%u asked for a seq 0 state that is not genesis",
-                     nd->id);
+                     "r%u asked for a seq 0 state that is not genesis", nd->id);
             return;
         }
     } else {
@@ -1039,6 +1037,7 @@ static void do_transfer(struct sim *s, struct sim_ev *ev)
         app_install(s, nd, donor, ev->seq);
     else
         app_wipe(s, nd);
+    nd->exec_gen++; /* executions not yet reported are superseded */
     sim_note(s, nd, "sim: state transferred up to seq %" PRIu64 " from r%d",
              ev->seq, donor ? (int)donor->id : -1);
     memset(&pe, 0, sizeof(pe));
@@ -1104,8 +1103,7 @@ static void partition_start(struct sim *s)
         x = (uint32_t)sim_rng_below(&s->rng, s->n);
         for (uint32_t r = 0; r < s->n; r++)
             s->blocked[r][x] = (r != x);
-        sim_note(s, &s->nodes[x], "sim: r%u hears nothing (sends still go)",
-                 x);
+        sim_note(s, &s->nodes[x], "sim: r%u hears nothing (sends still go)", x);
     }
     e = ev_new(s, EV_PART_HEAL, s->now + sim_rng_range(&s->rng, 150, 2500));
     e->gen = ++s->partition_gen;
@@ -1222,7 +1220,8 @@ static void dispatch(struct sim *s, struct sim_ev *e)
             client_timer(s, e->client);
         break;
     case EV_EXECUTED:
-        if (!nd->alive || nd->incarnation != e->gen)
+        if (!nd->alive || nd->incarnation != e->gen ||
+            nd->exec_gen != e->req_no)
             break;
         memset(&pe, 0, sizeof(pe));
         pe.type = PBFT_EV_EXECUTED;
@@ -1253,9 +1252,8 @@ static void dispatch(struct sim *s, struct sim_ev *e)
         if (nd->alive) {
             sim_byz_tick(s, nd);
             {
-                struct sim_ev *n =
-                    ev_new(s, EV_BYZ_TICK,
-                           s->now + sim_rng_range(&s->rng, 80, 300));
+                struct sim_ev *n = ev_new(
+                    s, EV_BYZ_TICK, s->now + sim_rng_range(&s->rng, 80, 300));
                 n->slot = e->slot;
                 if (n->at < s->heal_at + s->prm.liveness_ms)
                     ev_push(s, n);
@@ -1486,8 +1484,7 @@ static void assign_faults(struct sim *s)
 
         b = (uint32_t)sim_rng_range(&s->rng, 1, f);
         for (uint32_t i = first; i < first + b; i++)
-            s->nodes[i].byz =
-                fam == FAM_EQUIV ? BYZ_EQUIVOCATE : BYZ_SILENT;
+            s->nodes[i].byz = fam == FAM_EQUIV ? BYZ_EQUIVOCATE : BYZ_SILENT;
         break;
     }
     case FAM_VOTES:
@@ -1512,9 +1509,8 @@ static void assign_faults(struct sim *s)
         }
         break;
     case FAM_MIX: {
-        static const enum sim_byz kinds[] = {BYZ_SILENT, BYZ_EQUIVOCATE,
-                                             BYZ_VOTES, BYZ_SIGREPLAY,
-                                             BYZ_FAKEVC};
+        static const enum sim_byz kinds[] = {
+            BYZ_SILENT, BYZ_EQUIVOCATE, BYZ_VOTES, BYZ_SIGREPLAY, BYZ_FAKEVC};
         uint32_t w;
 
         b = (uint32_t)sim_rng_range(&s->rng, 0, f);
@@ -1668,8 +1664,8 @@ static void run_world(struct sim *s)
     }
     for (uint32_t c = 0; c < s->n_clients; c++)
         client_arm(s, c,
-                   s->now + (s->prm.cost_mode ? 0
-                                              : sim_rng_below(&s->rng, 100)));
+                   s->now +
+                       (s->prm.cost_mode ? 0 : sim_rng_below(&s->rng, 100)));
     loop(s);
 }
 
@@ -1716,12 +1712,11 @@ void sim_run(const struct sim_params *prm, struct sim_result *res,
     free(s);
 }
 
-bool sim_cost_run(uint32_t n, uint32_t batch, uint32_t k,
-                  struct sim_cost *out)
+bool sim_cost_run(uint32_t n, uint32_t batch, uint32_t k, struct sim_cost *out)
 {
     struct sim_params p;
     struct sim *s = xcalloc(1, sizeof(*s));
-    uint32_t rounds = batch >= 100 ? 10 : batch >= 10 ? 40 : 200;
+    uint32_t rounds = batch >= 100 ? 32 : batch >= 10 ? 64 : 256;
     bool ok;
 
     memset(&p, 0, sizeof(p));
@@ -1755,8 +1750,7 @@ bool sim_cost_run(uint32_t n, uint32_t batch, uint32_t k,
             out->by_type_per_req[t] = (double)s->msgs_by_type[t] / q;
         out->sigops_per_req = (double)(s->sign_ops + s->verify_ops) / q;
         out->req_verifies_per_req = (double)s->verify_req_ops / q;
-        out->latency_delays = (double)s->latency_sum_ms /
-                              (double)s->latency_n /
+        out->latency_delays = (double)s->latency_sum_ms / (double)s->latency_n /
                               (double)p.unit_delay_ms;
     }
     world_free(s);

@@ -5,18 +5,18 @@
  * the simulator only the replica itself (honest or Byzantine) signs with
  * it. Client requests carry SHA-256(client secret || request bytes). Every
  * sign and verify call is counted for the cost report. */
+#include "sim.h"
+
 #include <sodium.h>
 #include <string.h>
-
-#include "sim.h"
 
 void sim_sha256(const void *data, size_t len, uint8_t out[32])
 {
     crypto_hash_sha256(out, data, len);
 }
 
-static void keyed_hash(const uint8_t secret[32], const uint8_t *msg,
-                       size_t len, uint8_t out[32])
+static void keyed_hash(const uint8_t secret[32], const uint8_t *msg, size_t len,
+                       uint8_t out[32])
 {
     crypto_hash_sha256_state st;
 
@@ -148,8 +148,7 @@ void sim_vote_resign(struct sim *s, enum pbft_msg_type type,
                      struct pbft_vote *v)
 {
     uint8_t buf[PBFT_VOTE_STATEMENT_MAX];
-    size_t len =
-        pbft_vote_statement(type, s->chain_id, v, buf, sizeof(buf));
+    size_t len = pbft_vote_statement(type, s->chain_id, v, buf, sizeof(buf));
 
     sim_sign_as(s, v->replica, buf, len, v->sig);
 }

@@ -9,8 +9,11 @@
  * is given; its fault family is (s / 2) mod the number of families. A
  * campaign is split over J worker processes (fork), each writing to its own
  * temporary file, so the printed results do not interleave. */
+#include "sim.h"
+
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
-#include "sim.h"
-
-#define MAX_JOBS  16
-#define MAX_REGS  1024
+#define MAX_JOBS 16
+#define MAX_REGS 1024
 
 struct opts {
     uint64_t seed;
@@ -64,12 +63,11 @@ static void params(uint64_t seed, uint32_t n, struct sim_params *p)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: sim [--seed S] [--seeds N] [--nodes 4|7] [--family "
-            "NAME] [--jobs J]\n"
-            "       sim --test [--seeds N] [--regressions FILE]\n"
-            "       sim --cost\n"
-            "       sim --seed S [--nodes N] --trace\n");
+    fprintf(stderr, "usage: sim [--seed S] [--seeds N] [--nodes 4|7] [--family "
+                    "NAME] [--jobs J]\n"
+                    "       sim --test [--seeds N] [--regressions FILE]\n"
+                    "       sim --cost\n"
+                    "       sim --seed S [--nodes N] --trace\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -278,8 +276,7 @@ static int run_jobs(const struct job_list *jl, uint32_t jobs, bool until_fail,
     return 0;
 }
 
-static void jobs_add(struct job_list *jl, size_t cap, uint64_t seed,
-                     uint32_t n)
+static void jobs_add(struct job_list *jl, size_t cap, uint64_t seed, uint32_t n)
 {
     if (jl->len >= cap)
         return;
@@ -339,8 +336,8 @@ static int campaign(const struct opts *o)
             continue;
         jobs_add(&jl, cap, seed, nodes_for(o, seed));
     }
-    printf("sim: %zu regression seeds, %zu campaign seeds, %u jobs\n",
-           n_regs, jl.len - n_regs, o->jobs);
+    printf("sim: %zu regression seeds, %zu campaign seeds, %u jobs\n", n_regs,
+           jl.len - n_regs, o->jobs);
     if (run_jobs(&jl, o->jobs, o->until_fail, ok) != 0)
         return 2;
     for (size_t i = 0; i < jl.len; i++) {
@@ -402,12 +399,11 @@ static int cost_report(void)
            "certified).\nlatency = client send to execution at a quorum, in "
            "message delays.\n");
     printf("%3s %3s %6s %9s %9s %12s %11s %13s %12s\n", "n", "K", "batch",
-           "requests", "msgs/req", "client msgs", "sig ops/req",
-           "req verifies", "latency (d)");
+           "requests", "msgs/req", "client msgs", "sig ops/req", "req verifies",
+           "latency (d)");
     for (size_t h = 0; h < sizeof(ks) / sizeof(ks[0]); h++)
         for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
-            for (size_t j = 0; j < sizeof(batches) / sizeof(batches[0]);
-                 j++) {
+            for (size_t j = 0; j < sizeof(batches) / sizeof(batches[0]); j++) {
                 struct sim_cost c;
                 bool ok = sim_cost_run(ns[i], batches[j], ks[h], &c);
 

@@ -3,11 +3,11 @@
  * Everything a ready hands out is borrowed until pbft_advance(), so every
  * message the simulator queues, stores or replays is a deep copy made here.
  * Allocation failure aborts the simulator: it is a test harness. */
+#include "sim.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "sim.h"
 
 /* ---- PRNG --------------------------------------------------------------- */
 
@@ -112,10 +112,8 @@ void sim_pp_copy(struct pbft_preprepare *dst, const struct pbft_preprepare *src)
     dst->hdr = src->hdr;
     dst->n_requests = src->n_requests;
     dst->requests = NULL;
-    if (src->n_requests == 0 || src->requests == NULL) {
-        dst->n_requests = 0;
-        return;
-    }
+    if (src->requests == NULL)
+        return; /* counts are kept as sent, even malformed ones */
     dst->requests = xmalloc(src->n_requests * sizeof(*dst->requests));
     for (uint32_t i = 0; i < src->n_requests; i++)
         sim_request_copy(&dst->requests[i], &src->requests[i]);
@@ -152,10 +150,8 @@ static void vc_copy(struct pbft_view_change *dst,
     *dst = *src;
     ckpt_copy(&dst->stable, &src->stable);
     dst->prepared = NULL;
-    if (src->n_prepared == 0 || src->prepared == NULL) {
-        dst->n_prepared = 0;
+    if (src->prepared == NULL)
         return;
-    }
     dst->prepared = xmalloc(src->n_prepared * sizeof(*dst->prepared));
     for (uint32_t i = 0; i < src->n_prepared; i++)
         prepared_copy(&dst->prepared[i], &src->prepared[i]);
@@ -176,25 +172,21 @@ static void nv_copy(struct pbft_new_view *dst, const struct pbft_new_view *src)
     *dst = *src;
     dst->view_changes = NULL;
     dst->preprepares = NULL;
-    if (src->n_view_changes > 0 && src->view_changes != NULL) {
+    if (src->view_changes != NULL) {
         dst->view_changes =
             xmalloc(src->n_view_changes * sizeof(*dst->view_changes));
         for (uint32_t i = 0; i < src->n_view_changes; i++)
             vc_copy(&dst->view_changes[i], &src->view_changes[i]);
-    } else {
-        dst->n_view_changes = 0;
     }
-    if (src->n_preprepares > 0 && src->preprepares != NULL) {
+    if (src->preprepares != NULL) {
         dst->preprepares =
             xmalloc(src->n_preprepares * sizeof(*dst->preprepares));
         for (uint32_t i = 0; i < src->n_preprepares; i++)
             sim_pp_copy(&dst->preprepares[i], &src->preprepares[i]);
-    } else {
-        dst->n_preprepares = 0;
     }
 }
 
-static void nv_free(struct pbft_new_view *nv)
+void sim_nv_free_arrays(struct pbft_new_view *nv)
 {
     for (uint32_t i = 0; i < nv->n_view_changes && nv->view_changes; i++)
         vc_free(&nv->view_changes[i]);
@@ -202,6 +194,8 @@ static void nv_free(struct pbft_new_view *nv)
     for (uint32_t i = 0; i < nv->n_preprepares && nv->preprepares; i++)
         sim_pp_free(&nv->preprepares[i]);
     free(nv->preprepares);
+    nv->view_changes = NULL;
+    nv->preprepares = NULL;
 }
 
 struct pbft_msg *sim_msg_clone(const struct pbft_msg *m)
@@ -254,7 +248,7 @@ void sim_msg_free(struct pbft_msg *m)
         vc_free(&m->u.vc);
         break;
     case PBFT_MSG_NEW_VIEW:
-        nv_free(&m->u.nv);
+        sim_nv_free_arrays(&m->u.nv);
         break;
     default:
         break;

@@ -7,11 +7,11 @@
  * really signed on every honest send: if the core's framing changes, the
  * simulator says so (the forged-message tests would silently turn into
  * bad-signature tests otherwise). */
+#include "sim.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "sim.h"
 
 #define TAG_SIZE 16
 
