@@ -130,6 +130,8 @@ tc - testnet init "$NET" --nodes 4 --base-port "$BASE_PORT" >>"$LOG" 2>&1 || {
     echo "demo: testnet init failed; see $LOG" >&2
     exit 1
 }
+# The nodes serve the read-only web view on their 127.0.0.1 HTTP port.
+export TRIALCHAIN_WEB=1
 scripts/testnet.sh start "$NET" >>"$LOG" 2>&1 || {
     echo "demo: the nodes did not start; see $LOG and $NET/node*/node.log" >&2
     exit 3
@@ -299,5 +301,6 @@ say "   audit JSON (attested):      $DEMO_DIR/audit.json"
 say "   per-trial JSON reports:     $DEMO_DIR/reports/"
 say "   forged-view audit:          $DEMO_DIR/audit-foreign-genesis.txt"
 say "   every command and output:   $LOG"
-say "   restart the nodes:          scripts/testnet.sh start $NET"
+say "   restart the nodes:          TRIALCHAIN_WEB=1 scripts/testnet.sh start $NET"
+say "   then browse the web view:   http://127.0.0.1:$((BASE_PORT + 2))/"
 [ "$FAILED" = 0 ]

@@ -25,6 +25,14 @@ if [ ! -e "${patches[0]}" ]; then
     exit 1
 fi
 
+# One run at a time: two runs would share build/mutants/<name>.
+mkdir -p build/mutants
+exec 9>build/mutants/.lock
+if ! flock -w 1800 9; then
+    echo "sim-mutants: another run holds build/mutants/.lock" >&2
+    exit 1
+fi
+
 caught=0 missed=0 broken=0
 summary=()
 for patch in "${patches[@]}"; do

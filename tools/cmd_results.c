@@ -24,10 +24,12 @@ static const char results_usage[] =
     "                  \"time_frame\": \"Week 12\"}],\n"
     "   \"datasets_used\": [\"ds-2028-01\"]}\n"
     "Each reported outcome is matched to the trial's registered outcomes by\n"
-    "measure and time frame (case, spacing and punctuation ignored); one "
-    "that\n"
-    "matches none is marked not pre-specified, for everyone to see. The\n"
-    "SHA-256 of FILE is recorded as the results document.\n";
+    "measure and time frame (case, spacing and punctuation ignored). One that\n"
+    "matches none must be declared: ClinicalTrials.gov type POST_HOC, or\n"
+    "\"not_prespecified\": true in our JSON. An undeclared one is refused in\n"
+    "our JSON; from a ClinicalTrials.gov record it is recorded as the record\n"
+    "states it, unlinked, and the audit flags it as an undeclared change.\n"
+    "The SHA-256 of FILE is recorded as the results document.\n";
 
 int cmd_results(int argc, char **argv)
 {
@@ -102,27 +104,42 @@ int cmd_results(int argc, char **argv)
         }
     }
     if (rc == EXIT_OK) {
-        size_t unmatched = 0;
+        size_t unmatched = 0, unlinked = 0;
+        bool imported = r->source != NULL && !strcmp(r->source, "ctgov");
         for (size_t i = 0; i < r->n_outcomes; i++) {
-            unmatched += r->outcomes[i]->not_prespecified;
-            if (r->outcomes[i]->not_prespecified && !dry)
-                util_note("not pre-specified: %s [%s] (%s)",
-                          r->outcomes[i]->measure,
-                          ctgov_outcome_type_name(r->outcomes[i]->type),
-                          r->outcomes[i]->time_frame);
+            const Tc__ReportedOutcome *o = r->outcomes[i];
+            unmatched += o->not_prespecified;
+            if (o->not_prespecified && !dry)
+                util_note("not pre-specified: %s [%s] (%s)", o->measure,
+                          ctgov_outcome_type_name(o->type), o->time_frame);
+            if (o->not_prespecified || o->outcome_id[0] != '\0')
+                continue;
+            unlinked++;
+            if (imported)
+                util_note("matches no registered outcome, recorded as "
+                          "reported (the audit will flag it): %s [%s] (%s)",
+                          o->measure, ctgov_outcome_type_name(o->type),
+                          o->time_frame);
+            else
+                util_err("outcome \"%s\" (%s) matches no registered "
+                         "outcome: fix its measure or time frame, or mark it "
+                         "\"not_prespecified\": true",
+                         o->measure, o->time_frame);
         }
-        if (dry) {
+        if (unlinked > 0 && !imported)
+            rc = EXIT_USAGE;
+        if (rc == EXIT_OK && dry) {
             util_print_json(util_msg_json(&r->base));
-        } else {
+        } else if (rc == EXIT_OK) {
             Tc__Tx tx = TC__TX__INIT;
             tx.body_case = TC__TX__BODY_RESULTS_REGISTER;
             tx.results_register = r;
             char what[200];
             snprintf(what, sizeof(what),
                      "results of %s registered (%zu outcomes, %zu matched "
-                     "to protocol v%u, %zu not pre-specified)",
-                     trial, r->n_outcomes, r->n_outcomes - unmatched, version,
-                     unmatched);
+                     "to protocol v%u, %zu not pre-specified, %zu unlinked)",
+                     trial, r->n_outcomes, r->n_outcomes - unmatched - unlinked,
+                     version, unmatched, unlinked);
             rc = sess_submit(&s, &tx, what, NULL);
         }
     }

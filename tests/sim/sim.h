@@ -228,6 +228,7 @@ struct sim {
     uint64_t order;
     uint64_t n_events;
     uint64_t storm_window_at, storm_events; /* events per 10 ms window */
+    uint64_t repeats_skipped; /* requests ordered twice, applied once */
 
     struct sim_ev **heap;
     size_t heap_len, heap_cap;

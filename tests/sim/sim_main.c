@@ -258,8 +258,10 @@ static int run_jobs(const struct job_list *jl, uint32_t jobs, bool until_fail,
                 break;
             ok[next] = 0;
             printf("SEED=%" PRIu64 " NODES=%u: the simulator process died "
-                   "(status %d: sanitizer or abort, output above)\n",
-                   jl->seeds[next], jl->nodes[next], st);
+                   "(wait status %d: a sanitizer report or an abort, output "
+                   "above)\n  replay: make sim SEED=%" PRIu64 " NODES=%u\n",
+                   jl->seeds[next], jl->nodes[next], st, jl->seeds[next],
+                   jl->nodes[next]);
             if (until_fail)
                 break;
             next += jobs;

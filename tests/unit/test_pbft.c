@@ -1234,6 +1234,310 @@ static void test_certified_in_order_and_refetched(void **state)
     cluster_free(c);
 }
 
+/* Restarted at genesis (stable certificate without votes) with a prepared
+ * certificate: the view change copies empty vote arrays (UBSan aborts on
+ * memcpy from NULL even with length 0). */
+static void test_view_change_after_restart_at_genesis(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    (void)state;
+    c->drop = drop_commits;
+    submit(c, 0, 20, 1);
+    cluster_run(c, 20); /* prepared everywhere, h = 0 */
+    for (uint32_t i = 1; i < 4; i++) {
+        node_stop(c, i);
+        node_start(c, i);
+    }
+    c->nodes[0].down = true;
+    for (uint32_t i = 1; i < 4; i++)
+        submit(c, i, 20, 1);
+    cluster_run(c, 5000);
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(status(c, i).view, 1);
+        assert_int_equal(status(c, i).stable_seq, 1);
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+    }
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+/* Replica `cut_off` hears and says nothing; the primary of view 0 sends no
+ * PRE-PREPARE, so the others change view without it. */
+static uint32_t cut_off = UINT32_MAX;
+static struct pbft_msg *cut_nv; /* the NEW-VIEW cut_off did not get */
+
+static bool drop_cut_off(uint32_t from, uint32_t to, const struct pbft_msg *m)
+{
+    if (m->type == PBFT_MSG_PREPREPARE && m->u.pp.hdr.view == 0)
+        return true;
+    if (to == cut_off && m->type == PBFT_MSG_NEW_VIEW && cut_nv == NULL)
+        cut_nv = msg_clone(m);
+    return from == cut_off || to == cut_off;
+}
+
+/* Replicas 0-2 move to view 1 while 3 is cut off (3 itself timing out or
+ * not); reconnected, 3 hears f+1 replicas in view 1, asks with a
+ * VIEW-CHANGE, gets the NEW-VIEW resent and executes new requests. */
+static struct cluster *cut_off_view_change(bool three_times_out)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    cut_off = 3;
+    c->drop = drop_cut_off;
+    for (uint32_t i = 0; i < (three_times_out ? 4u : 3u); i++)
+        submit(c, i, 21, 1);
+    cluster_run(c, 3000);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(status(c, i).view, 1);
+        assert_false(status(c, i).in_view_change);
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+    }
+    assert_int_equal(status(c, 3).view, three_times_out ? 1 : 0);
+    assert_int_equal(c->nodes[3].last_seq, 0);
+    for (uint64_t r = 2; r <= 4; r++) { /* the others move on (and GC) */
+        submit(c, 1, 21, r);
+        cluster_run(c, 50);
+    }
+    assert_true(status(c, 1).stable_seq > 1);
+    return c;
+}
+
+static void view_sync_rejoins(bool three_times_out)
+{
+    struct cluster *c = cut_off_view_change(three_times_out);
+
+    cut_off = UINT32_MAX; /* reconnected */
+    submit(c, 1, 21, 5);
+    cluster_run(c, 5000);
+    assert_int_equal(status(c, 3).view, 1);
+    assert_false(status(c, 3).in_view_change);
+    assert_int_equal(c->nodes[3].last_seq, c->nodes[1].last_seq);
+    submit(c, 1, 21, 6);
+    cluster_run(c, 100);
+    assert_int_equal(executed_count(&c->nodes[3], 6), 1);
+    assert_int_equal(c->nodes[3].last_seq, c->nodes[1].last_seq);
+    assert_agreement(c);
+    msg_free(cut_nv);
+    cut_nv = NULL;
+    cluster_free(c);
+}
+
+static void test_view_sync_cut_off_replica_rejoins(void **state)
+{
+    (void)state;
+    view_sync_rejoins(false);
+}
+
+static void test_view_sync_cut_off_in_view_change_rejoins(void **state)
+{
+    (void)state;
+    view_sync_rejoins(true);
+}
+
+/* A valid NEW-VIEW for a higher view proves a quorum moved: accepted
+ * without a VIEW-CHANGE of our own. */
+static void test_view_sync_new_view_without_own_view_change(void **state)
+{
+    struct cluster *c = cut_off_view_change(false);
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE, .now_ms = c->now};
+
+    (void)state;
+    cut_off = UINT32_MAX;
+    c->drop = NULL;
+    assert_non_null(cut_nv);
+    assert_null(c->nodes[3].last_sent[PBFT_MSG_VIEW_CHANGE]);
+    ev.u.receive.from = 1;
+    ev.u.receive.msg = cut_nv;
+    step(c, 3, &ev);
+    assert_int_equal(status(c, 3).view, 1);
+    assert_false(status(c, 3).in_view_change);
+    assert_null(c->nodes[3].last_sent[PBFT_MSG_VIEW_CHANGE]);
+    submit(c, 1, 21, 5);
+    cluster_run(c, 2000); /* its checkpoint brings the state */
+    submit(c, 1, 21, 6);
+    cluster_run(c, 100);
+    assert_int_equal(executed_count(&c->nodes[3], 6), 1);
+    assert_int_equal(c->nodes[3].last_seq, c->nodes[1].last_seq);
+    assert_agreement(c);
+    msg_free(cut_nv);
+    cut_nv = NULL;
+    cluster_free(c);
+}
+
+/* Restarted with a wiped log after the others changed view: state
+ * transfer, then view sync, then normal execution. */
+static void test_view_sync_wiped_restart_rejoins(void **state)
+{
+    struct cluster *c = cut_off_view_change(false);
+    struct node *nd = &c->nodes[3];
+
+    (void)state;
+    node_stop(c, 3);
+    for (uint32_t k = 0; k < MAX_RECS; k++)
+        if (nd->recs[k].used) {
+            msg_free(nd->recs[k].msg);
+            free(nd->recs[k].meta.stable.votes);
+            nd->recs[k].used = false;
+        }
+    memset(nd->state, 0, sizeof(nd->state));
+    nd->last_seq = 0;
+    cut_off = UINT32_MAX;
+    c->now += 1000;
+    node_start(c, 3);
+    cluster_run(c, 1000);
+    submit(c, 1, 21, 5);
+    cluster_run(c, 5000);
+    assert_int_equal(status(c, 3).view, 1);
+    assert_false(status(c, 3).in_view_change);
+    submit(c, 1, 21, 6);
+    cluster_run(c, 100);
+    assert_int_equal(executed_count(nd, 6), 1);
+    assert_int_equal(nd->last_seq, c->nodes[1].last_seq);
+    assert_agreement(c);
+    msg_free(cut_nv);
+    cut_nv = NULL;
+    cluster_free(c);
+}
+
+/* Delivers to `to` a message signed by `hdr->replica` (a PRE-PREPARE when
+ * reqs is not NULL, else a vote of `type`). */
+static int forge(struct cluster *c, uint32_t to, enum pbft_msg_type type,
+                 struct pbft_vote *hdr, struct pbft_request *reqs, uint32_t n)
+{
+    struct pbft_msg m;
+    uint8_t buf[PBFT_VOTE_STATEMENT_MAX];
+    size_t len;
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE, .now_ms = c->now};
+    struct pbft_ready rd;
+    int rv;
+
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    if (type == PBFT_MSG_PREPREPARE)
+        pbft_batch_digest(&c->cfg.crypto, reqs, n, hdr->digest);
+    len = pbft_vote_statement(type, c->cfg.chain_id, hdr, buf, sizeof(buf));
+    fake_sig(hdr->replica, buf, len, hdr->sig);
+    if (type == PBFT_MSG_PREPREPARE) {
+        m.u.pp.hdr = *hdr;
+        m.u.pp.n_requests = n;
+        m.u.pp.requests = reqs;
+    } else {
+        m.u.vote = *hdr;
+    }
+    ev.u.receive.from = hdr->replica;
+    ev.u.receive.msg = &m;
+    rv = pbft_step(c->nodes[to].p, &ev, &rd);
+    node_handle(c, to, &rd);
+    return rv;
+}
+
+/* Signed votes from f+1 replicas in higher views move a replica to the
+ * smallest of them; one replica alone does not, and repeating its news
+ * costs no signature check. */
+static void test_view_sync_f_plus_one_signed_votes(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct pbft_vote v;
+    uint64_t calls;
+
+    (void)state;
+    memset(&v, 0, sizeof(v));
+    v.replica = 2;
+    v.view = 5;
+    v.seq = 1;
+    calls = c->nodes[1].fake.verify_calls;
+    assert_int_equal(forge(c, 1, PBFT_MSG_PREPARE, &v, NULL, 0), PBFT_ESTALE);
+    assert_int_equal(c->nodes[1].fake.verify_calls, calls + 1);
+    assert_int_equal(forge(c, 1, PBFT_MSG_PREPARE, &v, NULL, 0), PBFT_ESTALE);
+    assert_int_equal(c->nodes[1].fake.verify_calls, calls + 1);
+    assert_int_equal(status(c, 1).view, 0);
+    assert_false(pbft_wants(c->nodes[1].p, 2, PBFT_MSG_PREPARE, 5, 1));
+    assert_true(pbft_wants(c->nodes[1].p, 3, PBFT_MSG_COMMIT, 7, 1));
+    v.replica = 3;
+    v.view = 7;
+    assert_int_equal(forge(c, 1, PBFT_MSG_COMMIT, &v, NULL, 0), PBFT_ESTALE);
+    assert_int_equal(status(c, 1).view, 5); /* the smallest f+1 vouch for */
+    assert_true(status(c, 1).in_view_change);
+    assert_non_null(c->nodes[1].last_sent[PBFT_MSG_VIEW_CHANGE]);
+    cluster_free(c);
+}
+
+/* A new primary does not re-propose an executed request, and backups
+ * refuse a PRE-PREPARE outside O that repeats an executed or in-flight
+ * request. */
+static void test_new_view_does_not_repropose_executed(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    uint8_t b1[REQ_LEN], b3[REQ_LEN];
+    struct pbft_request r1 = make_req(22, 1, b1, true);
+    struct pbft_request r3 = make_req(22, 3, b3, true);
+    struct pbft_vote hdr;
+    pbft_seq next;
+
+    (void)state;
+    submit(c, 0, 22, 1);
+    cluster_run(c, 50);
+    c->nodes[0].down = true;
+    for (uint32_t i = 1; i < 4; i++) {
+        submit(c, i, 22, 1); /* retransmitted: answered from the cache */
+        submit(c, i, 22, 2);
+    }
+    cluster_run(c, 5000);
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(status(c, i).view, 1);
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+        assert_int_equal(executed_count(&c->nodes[i], 2), 1);
+    }
+    next = c->nodes[2].last_seq + 1;
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.replica = 1; /* primary of view 1 */
+    hdr.view = 1;
+    hdr.seq = next;
+    hdr.timestamp_ms = c->now + 1;
+    assert_int_not_equal(forge(c, 2, PBFT_MSG_PREPREPARE, &hdr, &r1, 1),
+                         PBFT_OK);
+    assert_int_equal(forge(c, 2, PBFT_MSG_PREPREPARE, &hdr, &r3, 1), PBFT_OK);
+    hdr.seq = next + 1;
+    hdr.timestamp_ms = c->now + 2;
+    assert_int_not_equal(forge(c, 2, PBFT_MSG_PREPREPARE, &hdr, &r3, 1),
+                         PBFT_OK);
+    cluster_free(c);
+}
+
+/* A primary whose queue is full refuses a forwarded request with EFULL and
+ * counts it (the node answers BUSY at admission). */
+static void test_forwarded_request_pool_full_counted(void **state)
+{
+    struct pbft_config cfg;
+    struct cluster *c;
+    struct pbft_msg m;
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE};
+    struct pbft_ready rd;
+    uint8_t buf[REQ_LEN];
+    uint64_t dropped;
+
+    (void)state;
+    cluster_config(&cfg, 4);
+    cfg.pending_max = 2;
+    c = cluster_new(4, &cfg);
+    dropped = status(c, 0).dropped;
+    memset(&m, 0, sizeof(m));
+    m.type = PBFT_MSG_REQUEST;
+    ev.now_ms = c->now;
+    ev.u.receive.from = 1;
+    ev.u.receive.msg = &m;
+    for (uint8_t k = 0; k < 3; k++) {
+        m.u.request = make_req((uint8_t)(30 + k), 1, buf, true);
+        assert_int_equal(pbft_step(c->nodes[0].p, &ev, &rd),
+                         k < 2 ? PBFT_OK : PBFT_EFULL);
+        node_handle(c, 0, &rd);
+    }
+    assert_int_equal(status(c, 0).pending_requests, 2);
+    assert_int_equal(status(c, 0).dropped, dropped + 1);
+    cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1258,6 +1562,14 @@ int main(void)
         cmocka_unit_test(test_restart_with_wiped_log_catches_up),
         cmocka_unit_test(test_malformed_view_change_dropped),
         cmocka_unit_test(test_certified_in_order_and_refetched),
+        cmocka_unit_test(test_view_change_after_restart_at_genesis),
+        cmocka_unit_test(test_view_sync_cut_off_replica_rejoins),
+        cmocka_unit_test(test_view_sync_cut_off_in_view_change_rejoins),
+        cmocka_unit_test(test_view_sync_new_view_without_own_view_change),
+        cmocka_unit_test(test_view_sync_wiped_restart_rejoins),
+        cmocka_unit_test(test_view_sync_f_plus_one_signed_votes),
+        cmocka_unit_test(test_new_view_does_not_repropose_executed),
+        cmocka_unit_test(test_forwarded_request_pool_full_counted),
     };
 
     if (sodium_init() < 0)
