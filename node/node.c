@@ -574,6 +574,25 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
                  lg_strerror(rv));
         return rv;
     }
+    /* LevelDB's repair keeps the records it can read and drops the rest,
+     * so everything derived (tip, tx index, log, registry state) is rebuilt
+     * from the stored blocks, each required to reproduce its header; the
+     * ledger stops at the first block lost, and catch-up fetches the rest
+     * from peers with their certificates. */
+    if (c->repair) {
+        uint64_t height = 0;
+        rv = ledger_rebuild(n->store, n->genesis, n->registry, &height, why,
+                            sizeof(why));
+        if (rv != LG_OK) {
+            snprintf(err, err_len,
+                     "the repair could not rebuild the ledger in %s: %s; "
+                     "wipe %s and let the node rebuild from peers.",
+                     c->data_dir, why, c->data_dir);
+            return rv;
+        }
+        lg_log(LG_INFO, "ledger_rebuilt", "height=%llu",
+               (unsigned long long)height);
+    }
     rv = ledger_open(n->store, n->genesis, n->registry, &n->ledger, why,
                      sizeof(why));
     if (rv == LG_ECHAIN) {
