@@ -76,6 +76,10 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BIN)/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BIN)/%_replay,$(FUZZ_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BIN)/%,$(BENCH_SRC))
 
+# Generated headers and objects are kept: deleting them as intermediates
+# would make the next invocation rebuild everything.
+.SECONDARY:
+
 .PHONY: all deps test test-build check demo sim sim-mutants bench fuzz chaos \
 	format format-check clean core-libc-only
 

@@ -157,6 +157,7 @@ struct pbft {
     bool in_vc;
     uint32_t backoff; /* consecutive view changes without progress */
     uint64_t view_deadline;
+    bool complained; /* the request timer expired once: next expiry votes */
     uint64_t view_changes;
     uint64_t last_retransmit;
     uint64_t *answered_at; /* n: last answer to a retransmitting peer, +1 */
@@ -320,6 +321,7 @@ void request_forget_all(struct pbft *p);
 uint64_t request_batch_deadline(const struct pbft *p);
 void request_cut_batches(struct pbft *p);
 void request_arm_timer(struct pbft *p);
+void request_complain(struct pbft *p);
 
 /* ---- normal.c ---------------------------------------------------------- */
 int normal_preprepare(struct pbft *p, uint32_t from,

@@ -186,29 +186,61 @@ static struct pending *pending_add(struct pbft *p,
     return e;
 }
 
+/* A freshly armed timer starts at its first stage (complaint). */
 void request_arm_timer(struct pbft *p)
 {
     if (p->in_vc)
         return;
-    if (pending_live(p) == 0)
+    if (pending_live(p) == 0) {
         p->view_deadline = NO_TIMER;
-    else if (p->view_deadline == NO_TIMER)
+        p->complained = false;
+    } else if (p->view_deadline == NO_TIMER) {
         p->view_deadline = p->now + normal_view_timeout(p);
+        p->complained = false;
+    }
 }
 
-static void forward(struct pbft *p, const struct pbft_request *req)
+static bool forward(struct pbft *p, const struct pbft_request *req, uint32_t to)
 {
     struct pbft_msg *m;
 
     /* Forwarding is best effort (the client retransmits): leave the room
      * our own protocol messages of this step need. */
     if (ready_room(p) <= 3 * p->L + p->L * p->cfg.batch_max + p->n + 16)
-        return;
+        return false;
     m = ready_msg(p, PBFT_MSG_REQUEST);
     if (m == NULL)
-        return;
+        return false;
     m->u.request = *req;
-    ready_send(p, pbft_primary(p, p->view), m);
+    ready_send(p, to, m);
+    return true;
+}
+
+/* First expiry of the request timer: the primary may be back from a
+ * restart, or the requests reached only us. Send every request still
+ * waiting to all replicas, so the primary can order them and every backup
+ * watches them with its own timer; then wait one more timeout (the timer
+ * expires at most once per period, so each request goes out once per
+ * period). The caller votes for a view change at the next expiry. */
+void request_complain(struct pbft *p)
+{
+    uint32_t sent = 0;
+
+    PBFT_ASSERT(!p->in_vc);
+    for (uint32_t i = 0; i < p->n_pending; i++) {
+        const struct pending *e = &p->pending[i];
+
+        if (!e->used ||
+            e->req.req_no <= request_last_executed(p, e->req.client))
+            continue;
+        if (!forward(p, &e->req, PBFT_BROADCAST))
+            break;
+        sent++;
+    }
+    p->complained = true;
+    p->view_deadline = p->now + normal_view_timeout(p);
+    trace(p, "complain n=%u requests v=%llu", sent,
+          (unsigned long long)p->view);
 }
 
 int request_receive(struct pbft *p, const struct pbft_request *req,
@@ -226,11 +258,13 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
               (unsigned long long)req->req_no);
         return PBFT_OK;
     }
-    if (forwarded && (!pbft_is_primary(p) || p->in_vc))
-        return pbft_drop(p, PBFT_ESTALE, "forwarded request, not primary");
+    /* A backup takes requests forwarded by a complaining replica (see
+     * request_complain) like a client's: it watches them with its timer. */
+    if (forwarded && p->in_vc)
+        return pbft_drop(p, PBFT_ESTALE, "forwarded request, in view change");
     if (pending_find(p, req) != NULL)
         return pbft_drop(p, PBFT_ESTALE, "duplicate request");
-    if (forwarded && request_in_window(p, req, 0))
+    if (forwarded && pbft_is_primary(p) && request_in_window(p, req, 0))
         return pbft_drop(p, PBFT_ESTALE, "request in flight");
     if (!p->cfg.crypto.verify_request(p->cfg.crypto.ctx, req))
         return pbft_drop(p, PBFT_EBADSIG, "request signature");
@@ -243,8 +277,9 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
     e->proposed = request_in_window(p, req, 0);
     trace(p, "recv REQUEST n=%llu%s -> queued", (unsigned long long)req->req_no,
           forwarded ? " forwarded" : "");
-    if (!pbft_is_primary(p) && !p->in_vc)
-        forward(p, &e->req);
+    /* A forwarded request reached the primary from its sender already. */
+    if (!forwarded && !pbft_is_primary(p) && !p->in_vc)
+        forward(p, &e->req, pbft_primary(p, p->view));
     request_arm_timer(p);
     request_cut_batches(p);
     return PBFT_OK;
@@ -297,7 +332,7 @@ void request_new_view(struct pbft *p)
         }
         e->proposed = false;
         if (!primary)
-            forward(p, &e->req);
+            forward(p, &e->req, pbft_primary(p, p->view));
     }
     request_cut_batches(p);
 }

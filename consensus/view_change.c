@@ -280,7 +280,9 @@ static void compute_o(struct pbft *p, pbft_view w,
                 v[i]->prepared[j].pp.hdr.seq - o->min_s <= p->L)
                 o->max_s = v[i]->prepared[j].pp.hdr.seq;
     o->n = 0;
-    for (pbft_seq s = o->min_s + 1; s <= o->max_s; s++) {
+    /* By offset: max_s may be UINT64_MAX, where s <= max_s never fails. */
+    for (pbft_seq d = 1; d <= o->max_s - o->min_s; d++) {
+        pbft_seq s = o->min_s + d;
         const struct pbft_prepared_cert *pc = best_cert(v, n_v, s);
         struct pbft_vote *h = &o->hdrs[o->n++];
 
@@ -326,8 +328,9 @@ static void own_vc_build(struct pbft *p)
         memcpy(p->own_vc.stable_votes, p->stable.votes,
                (size_t)p->stable.cert.n_votes * sizeof(struct pbft_vote));
     vc->prepared = p->own_vc.certs;
-    for (pbft_seq seq = p->h + 1; seq <= p->h + p->L; seq++) {
-        const struct slot *s = log_find(p, seq);
+    /* By offset: h + L may be UINT64_MAX, where seq <= h + L never fails. */
+    for (uint32_t d = 1; d <= p->L; d++) {
+        const struct slot *s = log_find(p, p->h + d);
         struct pbft_prepared_cert *pc = &p->own_vc.certs[k];
         const struct batch *b;
 
@@ -769,6 +772,13 @@ void vc_timeout(struct pbft *p)
     if (p->view_deadline == NO_TIMER || p->now < p->view_deadline)
         return;
     if (!p->in_vc) {
+        /* First expiry: the primary may just have missed the requests
+         * (restarted, or they reached only us). Hand them to everyone;
+         * only a second expiry without progress votes it out. */
+        if (!p->complained) {
+            request_complain(p);
+            return;
+        }
         trace(p, "timeout v=%llu", (unsigned long long)p->view);
         vc_start(p, p->view + 1);
         return;

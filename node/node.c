@@ -155,6 +155,71 @@ static int node_persist(struct node *n, const struct pbft_ready *r)
     return rv;
 }
 
+/* TRIALCHAIN_FAULTS: each frame to each peer is delivered, dropped,
+ * duplicated or held back as faultnet decides; held frames wait in a
+ * bounded queue that node_timers releases. */
+static void node_hold(struct node *n, uint32_t to, const uint8_t *buf,
+                      size_t len, uint64_t at_ms)
+{
+    if (n->n_delayed == NODE_DELAYED_MAX)
+        return; /* a full hold queue drops, like a congested link */
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, buf, len);
+    n->delayed[n->n_delayed] =
+        (struct node_out){.to = to, .buf = copy, .len = len};
+    n->delayed_at[n->n_delayed++] = at_ms;
+}
+
+static void node_send_faulty_to(struct node *n, uint32_t to,
+                                const struct node_out *o, uint64_t now)
+{
+    struct faultnet_verdict v;
+    faultnet_decide(&n->faults, n->self, to, now, &v);
+    for (uint32_t k = 0; k < v.n_copies && k < 2; k++) {
+        if (v.at_ms[k] <= now)
+            (void)net_send(n->net, to, o->buf, o->len);
+        else
+            node_hold(n, to, o->buf, o->len, v.at_ms[k]);
+    }
+}
+
+static void node_send_faulty(struct node *n, const struct node_out *o)
+{
+    uint64_t now = lg_mono_ms();
+    if (o->to != PBFT_BROADCAST) {
+        node_send_faulty_to(n, o->to, o, now);
+        return;
+    }
+    for (uint32_t to = 0; to < n->genesis->n_replicas; to++) {
+        if (to != n->self)
+            node_send_faulty_to(n, to, o, now);
+    }
+}
+
+/* Sends the held frames that are due (in any order: reordering is one of
+ * the faults). Returns ms until the next one, or UINT64_MAX. */
+static uint64_t node_release_held(struct node *n)
+{
+    uint64_t now = lg_mono_ms(), next = UINT64_MAX;
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_delayed; i++) {
+        struct node_out *d = &n->delayed[i];
+        if (n->delayed_at[i] <= now) {
+            (void)net_send(n->net, d->to, d->buf, d->len);
+            free(d->buf);
+            continue;
+        }
+        if (n->delayed_at[i] - now < next)
+            next = n->delayed_at[i] - now;
+        n->delayed_at[k] = n->delayed_at[i];
+        n->delayed[k++] = *d;
+    }
+    n->n_delayed = k;
+    return next;
+}
+
 int node_flush(struct node *n)
 {
     if (n->unsynced) {
@@ -173,7 +238,9 @@ int node_flush(struct node *n)
     }
     for (size_t i = 0; i < n->n_out; i++) {
         struct node_out *o = &n->outbox[i];
-        if (o->to == PBFT_BROADCAST)
+        if (n->faults.enabled)
+            node_send_faulty(n, o);
+        else if (o->to == PBFT_BROADCAST)
             net_broadcast(n->net, o->buf, o->len);
         else
             (void)net_send(n->net, o->to, o->buf, o->len);
@@ -183,12 +250,13 @@ int node_flush(struct node *n)
     return LG_OK;
 }
 
-static void node_send(struct node *n, const struct pbft_send *s)
+static void node_send_one(struct node *n, uint32_t to,
+                          const struct pbft_msg *msg)
 {
     uint8_t *body = NULL;
     size_t blen = 0;
-    if (codec_encode_msg(s->msg, &body, &blen) != LG_OK) {
-        lg_log(LG_ERROR, "encode_failed", "type=%d", (int)s->msg->type);
+    if (codec_encode_msg(msg, &body, &blen) != LG_OK) {
+        lg_log(LG_ERROR, "encode_failed", "type=%d", (int)msg->type);
         return;
     }
     Tc__PeerFrame f;
@@ -196,8 +264,23 @@ static void node_send(struct node *n, const struct pbft_send *s)
     f.body_case = TC__PEER_FRAME__BODY_CONSENSUS;
     f.consensus.data = body;
     f.consensus.len = blen;
-    node_send_frame(n, s->to, &f);
+    node_send_frame(n, to, &f);
     free(body);
+}
+
+static void node_send(struct node *n, const struct pbft_send *s)
+{
+    struct byz_out out;
+    if (n->byz == NULL) {
+        node_send_one(n, s->to, s->msg);
+        return;
+    }
+    /* Byzantine test mode: what this replica says instead (its records
+     * were persisted honestly; only the wire lies). */
+    if (byz_transform(n->byz, s->to, s->msg, &out) != LG_OK)
+        return;
+    for (uint32_t i = 0; i < out.n_sends; i++)
+        node_send_one(n, out.sends[i].to, out.sends[i].msg);
 }
 
 void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
@@ -504,6 +587,11 @@ int node_run(struct node *n)
         uint64_t wait = deadline <= now ? 0 : deadline - now;
         if (wait > NODE_IDLE_WAIT_MS)
             wait = NODE_IDLE_WAIT_MS;
+        if (n->n_delayed > 0) {
+            uint64_t held = node_release_held(n);
+            if (held < wait)
+                wait = held;
+        }
         /* The web view reads the ledger only while the loop waits. */
         pthread_mutex_unlock(&n->ledger_mu);
         size_t k = node_queue_pop(n, batch, NODE_DRAIN_MAX, wait);
@@ -622,6 +710,54 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
     return rv;
 }
 
+/* The test modes (never set in production): TRIALCHAIN_FAULTS makes this
+ * node's outgoing links lossy (faultnet.h), TRIALCHAIN_BYZANTINE makes the
+ * replica lie on the wire (byz.h). Both are logged loudly at start. */
+static int node_open_test_modes(struct node *n, const struct pbft_config *pc,
+                                char *err, size_t err_len)
+{
+    char why[256];
+    int rv = faultnet_from_env(&n->faults, why, sizeof(why));
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "%s: %s", FAULTNET_ENV, why);
+        return LG_ECONFIG;
+    }
+    if (n->faults.enabled) {
+        faultnet_describe(&n->faults, why, sizeof(why));
+        lg_log(LG_WARN, "test_faults_enabled", "spec=\"%s\"", why);
+    }
+    enum byz_mode mode = BYZ_OFF;
+    const char *spec = getenv(BYZ_ENV);
+    if (spec != NULL && spec[0] != '\0' &&
+        byz_mode_parse(spec, &mode) != LG_OK) {
+        snprintf(err, err_len,
+                 "%s=\"%s\" is not a Byzantine mode (equivocate, badsig, "
+                 "replay, out-of-window, vc-spam).",
+                 BYZ_ENV, spec);
+        return LG_ECONFIG;
+    }
+    if (mode == BYZ_OFF)
+        return LG_OK;
+    struct byz_params bp = {
+        .mode = mode,
+        .self = n->self,
+        .n = pc->n,
+        .watermark_window = pc->watermark_window,
+        .seed = n->self + 1,
+        .crypto = pc->crypto,
+    };
+    memcpy(bp.chain_id, pc->chain_id, 32);
+    memcpy(bp.genesis_digest, pc->genesis_digest, 32);
+    rv = byz_new(&bp, &n->byz);
+    if (rv != LG_OK) {
+        snprintf(err, err_len, "cannot start the Byzantine test mode: %s.",
+                 lg_strerror(rv));
+        return rv;
+    }
+    lg_log(LG_WARN, "test_byzantine_enabled", "mode=%s", byz_mode_name(mode));
+    return LG_OK;
+}
+
 static int node_open_core(struct node *n, char *err, size_t err_len)
 {
     struct pbft_config pc;
@@ -653,6 +789,9 @@ static int node_open_core(struct node *n, char *err, size_t err_len)
                  why ? why : "bad parameters");
         return LG_ECONFIG;
     }
+    int rv = node_open_test_modes(n, &pc, err, err_len);
+    if (rv != LG_OK)
+        return rv;
     return node_restore(n, err, err_len);
 }
 
@@ -809,6 +948,9 @@ void node_close(struct node *n)
     }
     node_waiters_free(n);
     pbft_free(n->pbft);
+    byz_free(n->byz);
+    for (size_t i = 0; i < n->n_delayed; i++)
+        free(n->delayed[i].buf);
     ledger_close(n->ledger);
     registry_free(n->registry);
     store_close(n->store);

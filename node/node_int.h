@@ -8,9 +8,11 @@
 #define NODE_INT_H
 
 #include "api.h"
+#include "byz.h"
 #include "codec.h"
 #include "config.h"
 #include "crypto.h"
+#include "faultnet.h"
 #include "genesis.h"
 #include "http.h"
 #include "ledger.h"
@@ -90,6 +92,7 @@ struct node_metrics {
 };
 
 #define NODE_HEARTBEAT_MS 1000
+#define NODE_DELAYED_MAX  1024 /* frames held back by TRIALCHAIN_FAULTS */
 #define NODE_PEER_LIVE_MS 3500
 #define NODE_BEHIND_SLACK 64 /* blocks behind peers before "not ready" */
 
@@ -121,6 +124,15 @@ struct node {
      * works and lets go only while it waits for input, so the web view
      * (rendered on NNG's HTTP threads) reads between two loop turns. Taken
      * in node_alloc by the thread that opens, runs and closes the node. */
+    /* Test modes, off unless TRIALCHAIN_FAULTS / TRIALCHAIN_BYZANTINE are
+     * set: a fault-injecting transport (this kernel has no netem) and a
+     * Byzantine replica, so multi-process tests can attack real nodes. */
+    struct faultnet faults;
+    struct node_out delayed[NODE_DELAYED_MAX]; /* .to, .buf; at below */
+    uint64_t delayed_at[NODE_DELAYED_MAX];
+    size_t n_delayed;
+    struct byz *byz;
+
     pthread_mutex_t ledger_mu;
     bool ledger_mu_held;
     struct web_ctx web;

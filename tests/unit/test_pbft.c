@@ -225,6 +225,7 @@ struct node {
     uint32_t n_certified;
     uint32_t n_replies;
     uint32_t n_fetch;
+    uint32_t n_complaints; /* trace lines "complain n=K requests" */
     struct rec recs[MAX_RECS];
     struct pbft_msg *last_sent[PBFT_MSG_TYPE_MAX + 1]; /* copies */
 };
@@ -366,9 +367,12 @@ static void node_handle(struct cluster *c, uint32_t i, struct pbft_ready *rd)
     uint32_t n_done = 0;
     pbft_seq fetch_seq = 0;
 
-    if (getenv("PBFT_TRACE") != NULL)
-        for (uint32_t k = 0; k < rd->n_trace; k++)
+    for (uint32_t k = 0; k < rd->n_trace; k++) {
+        if (strstr(rd->trace[k].line, "> complain n=") != NULL)
+            nd->n_complaints++;
+        if (getenv("PBFT_TRACE") != NULL)
             fprintf(stderr, "%s\n", rd->trace[k].line);
+    }
     for (uint32_t k = 0; k < rd->n_persist; k++)
         store_record(nd, &rd->persist[k]);
     for (uint32_t k = 0; k < rd->n_msgs; k++) {
@@ -976,7 +980,7 @@ static void test_new_view_wrong_o_rejected(void **state)
     c->nodes[0].down = true;
     for (uint32_t i = 1; i < 4; i++)
         submit(c, i, 9, 1);
-    cluster_run(c, 700); /* long enough for one view change */
+    cluster_run(c, 1200); /* long enough for the complaint, one view change */
     assert_non_null(held_nv);
     nv = &held_nv->u.nv;
     assert_int_equal(nv->n_preprepares, 1);
@@ -1023,6 +1027,13 @@ static void test_f_plus_one_joins_higher_view(void **state)
     c->drop = hold_new_view; /* keep everyone in view change */
     c->now += 600;
     ev.now_ms = c->now;
+    step(c, 1, &ev); /* first expiry: complaints only */
+    step(c, 2, &ev);
+    cluster_deliver(c);
+    assert_int_equal(status(c, 1).view, 0);
+    assert_false(status(c, 1).in_view_change);
+    c->now += 600;
+    ev.now_ms = c->now;
     step(c, 1, &ev);
     cluster_deliver(c);
     assert_int_equal(status(c, 3).view, 0); /* one VIEW-CHANGE: not yet */
@@ -1058,7 +1069,7 @@ static void test_restart_does_not_equivocate(void **state)
     for (uint32_t i = 1; i < 4; i++)
         submit(c, i, 11, 1);
     c->drop = hold_new_view;
-    cluster_run(c, 700);
+    cluster_run(c, 1200); /* the complaint, then the view change */
     vc = c->nodes[1].last_sent[PBFT_MSG_VIEW_CHANGE];
     assert_non_null(vc);
     assert_int_equal(vc->u.vc.n_prepared, 1);
@@ -1538,6 +1549,122 @@ static void test_forwarded_request_pool_full_counted(void **state)
     cluster_free(c);
 }
 
+/* The primary misses a request (down when replica 1 forwarded it) and is
+ * back within one timeout: replica 1's first expiry only complains (sends
+ * the request to everyone), the primary orders it, no view change. */
+static void test_complaint_primary_back_no_view_change(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    (void)state;
+    c->nodes[0].down = true;
+    submit(c, 1, 40, 1); /* forwarded to the primary, lost */
+    cluster_run(c, 300); /* no timer due yet */
+    c->now += 300;
+    node_stop(c, 0); /* restarts from its records */
+    c->nodes[0].down = false;
+    node_start(c, 0);
+    cluster_run(c, 5000);
+    assert_int_equal(c->nodes[1].n_complaints, 1);
+    for (uint32_t i = 0; i < 4; i++) {
+        struct pbft_status st = status(c, i);
+
+        assert_int_equal(st.view, 0);
+        assert_false(st.in_view_change);
+        assert_int_equal(st.view_changes, 0);
+        assert_int_equal(st.pending_requests, 0);
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+        assert_null(c->nodes[i].last_sent[PBFT_MSG_VIEW_CHANGE]);
+    }
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+/* The primary is gone for good and only replica 1 holds the request: its
+ * complaint arms the other backups' timers, they all time out twice and
+ * the view change still happens; the request executes in view 1. */
+static void test_complaint_dead_primary_view_change(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    (void)state;
+    c->nodes[0].down = true;
+    submit(c, 1, 41, 1);
+    cluster_run(c, 10000);
+    for (uint32_t i = 1; i < 4; i++) {
+        struct pbft_status st = status(c, i);
+
+        assert_true(c->nodes[i].n_complaints >= 1);
+        assert_int_equal(st.view, 1);
+        assert_false(st.in_view_change);
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+    }
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+/* A stable checkpoint at UINT64_MAX - L puts the high water mark at
+ * UINT64_MAX: building the VIEW-CHANGE must still end. */
+static void test_view_change_window_at_seq_max(void **state)
+{
+    struct pbft_config cfg;
+    struct fake fk = {.self = 1};
+    struct pbft_vote votes[3];
+    struct pbft_meta meta;
+    struct pbft_record rec;
+    struct pbft_ready rd;
+    struct pbft_event ev = {.type = PBFT_EV_REQUEST};
+    uint8_t digest[PBFT_DIGEST_SIZE] = {0};
+    uint8_t buf[REQ_LEN];
+    struct pbft_request r = make_req(42, 1, buf, true);
+    const char *why = NULL;
+    struct pbft *p;
+    struct pbft_status st;
+    pbft_seq h;
+
+    (void)state;
+    cluster_config(&cfg, 4);
+    cfg.self = 1;
+    cfg.crypto.ctx = &fk;
+    h = UINT64_MAX - cfg.watermark_window;
+    p = pbft_new(&cfg, &why);
+    assert_non_null(p);
+    memset(votes, 0, sizeof(votes));
+    memset(&meta, 0, sizeof(meta));
+    for (uint32_t i = 0; i < 3; i++) {
+        votes[i].replica = i;
+        votes[i].seq = h;
+    }
+    meta.stable.seq = h;
+    meta.stable.n_votes = 3;
+    meta.stable.votes = votes;
+    memset(&rec, 0, sizeof(rec));
+    rec.type = PBFT_REC_META;
+    rec.meta = &meta;
+    assert_int_equal(pbft_restore(p, &rec), PBFT_OK);
+    assert_int_equal(pbft_start(p, h, digest, 1000, &rd), PBFT_OK);
+    pbft_advance(p);
+    pbft_get_status(p, &st);
+    assert_int_equal(st.high_watermark, UINT64_MAX);
+    ev.now_ms = 1000;
+    ev.u.request = &r;
+    assert_int_equal(pbft_step(p, &ev, &rd), PBFT_OK);
+    pbft_advance(p);
+    /* complaint, then the view change (bounded: a few timers at most) */
+    for (uint32_t i = 0; i < 8 && !st.in_view_change; i++) {
+        struct pbft_event t = {.type = PBFT_EV_TIMEOUT};
+
+        t.now_ms = pbft_deadline_ms(p);
+        assert_true(t.now_ms != UINT64_MAX);
+        (void)pbft_step(p, &t, &rd);
+        pbft_advance(p);
+        pbft_get_status(p, &st);
+    }
+    assert_true(st.in_view_change);
+    assert_int_equal(st.view, 1);
+    pbft_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1570,6 +1697,9 @@ int main(void)
         cmocka_unit_test(test_view_sync_f_plus_one_signed_votes),
         cmocka_unit_test(test_new_view_does_not_repropose_executed),
         cmocka_unit_test(test_forwarded_request_pool_full_counted),
+        cmocka_unit_test(test_complaint_primary_back_no_view_change),
+        cmocka_unit_test(test_complaint_dead_primary_view_change),
+        cmocka_unit_test(test_view_change_window_at_seq_max),
     };
 
     if (sodium_init() < 0)
