@@ -277,9 +277,17 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
     e->proposed = request_in_window(p, req, 0);
     trace(p, "recv REQUEST n=%llu%s -> queued", (unsigned long long)req->req_no,
           forwarded ? " forwarded" : "");
-    /* A forwarded request reached the primary from its sender already. */
-    if (!forwarded && !pbft_is_primary(p) && !p->in_vc)
+    if (!pbft_is_primary(p) && !p->in_vc)
         forward(p, &e->req, pbft_primary(p, p->view));
+    /* A backup hears a forwarded request only from a complaint, whose
+     * sender already waited a full timeout (and votes at its next expiry):
+     * an idle timer starts at the voting stage, so the backups change view
+     * together or not at all. Forwarding it on above keeps a faulty sender
+     * from withholding it from the primary. */
+    if (forwarded && !pbft_is_primary(p) && p->view_deadline == NO_TIMER) {
+        p->view_deadline = p->now + normal_view_timeout(p);
+        p->complained = true;
+    }
     request_arm_timer(p);
     request_cut_batches(p);
     return PBFT_OK;
