@@ -7,6 +7,8 @@
  * ignored. The queue is an array kept in arrival order (holes are squeezed
  * out when the tail reaches the end); the primary cuts batches from it,
  * backups keep their entries to watch the primary (the view-change timer).
+ * The timer has two stages: its first expiry sends the waiting requests to
+ * every replica (a complaint), only a second one votes for a view change.
  */
 #include "internal.h"
 
@@ -219,9 +221,10 @@ static bool forward(struct pbft *p, const struct pbft_request *req, uint32_t to)
 /* First expiry of the request timer: the primary may be back from a
  * restart, or the requests reached only us. Send every request still
  * waiting to all replicas, so the primary can order them and every backup
- * watches them with its own timer; then wait one more timeout (the timer
- * expires at most once per period, so each request goes out once per
- * period). The caller votes for a view change at the next expiry. */
+ * watches them with its own timer (see request_receive); then wait one
+ * more timeout (the timer expires at most once per period, so each
+ * request goes out once per period). The caller votes for a view change
+ * at the next expiry. */
 void request_complain(struct pbft *p)
 {
     uint32_t sent = 0;

@@ -132,6 +132,7 @@ struct node {
     uint64_t delayed_at[NODE_DELAYED_MAX];
     size_t n_delayed;
     struct byz *byz;
+    pbft_seq gc_done; /* consensus records up to here are deleted */
 
     pthread_mutex_t ledger_mu;
     bool ledger_mu_held;

@@ -153,8 +153,15 @@ int node_start(struct node *n, char *err, size_t err_len)
 
 int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq)
 {
-    struct store_iter *it = store_iter_new(
-        n->store, CODEC_KEY_MSG_PREFIX, strlen(CODEC_KEY_MSG_PREFIX), NULL, 0);
+    /* Start after what the last GC deleted: LevelDB keeps deleted keys as
+     * tombstones until compaction, and seeking over them from the start of
+     * the prefix every time cost a seventh of the node's CPU under load. */
+    size_t plen = strlen(CODEC_KEY_MSG_PREFIX);
+    unsigned char start[16];
+    memcpy(start, CODEC_KEY_MSG_PREFIX, plen);
+    store_put_be64(start + plen, n->gc_done + 1);
+    struct store_iter *it =
+        store_iter_new(n->store, CODEC_KEY_MSG_PREFIX, plen, start, plen + 8);
     if (it == NULL)
         return LG_ENOMEM;
     const unsigned char *k, *v;
@@ -166,6 +173,8 @@ int node_store_gc(struct node *n, struct store_batch *b, pbft_seq seq)
         store_batch_delete(b, k, kl);
     }
     store_iter_free(it);
+    if (seq > n->gc_done)
+        n->gc_done = seq;
     return LG_OK;
 }
 

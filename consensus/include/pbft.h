@@ -114,7 +114,9 @@ struct pbft_request {
 };
 
 enum pbft_msg_type {
-    PBFT_MSG_REQUEST = 1, /* a client request forwarded to the primary */
+    PBFT_MSG_REQUEST = 1, /* a client request forwarded to the primary, or
+                           * broadcast by a backup complaining (its timer ran
+                           * out once) before it votes for a view change */
     PBFT_MSG_PREPREPARE,
     PBFT_MSG_PREPARE,
     PBFT_MSG_COMMIT,
