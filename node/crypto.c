@@ -140,6 +140,8 @@ static bool pbft_verify_cb(void *ctx, uint32_t replica, const uint8_t *msg,
 static bool pbft_verify_request_cb(void *ctx, const struct pbft_request *req)
 {
     const struct crypto_replica_ctx *c = ctx;
+    if (c->is_member != NULL && !c->is_member(c->member_arg, req->client))
+        return false;
     return txcheck_request_valid(c->chain_id, req);
 }
 

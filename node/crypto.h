@@ -7,12 +7,12 @@
 #ifndef CRYPTO_H
 #define CRYPTO_H
 
+#include "lg.h"
+#include "pbft.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "lg.h"
-#include "pbft.h"
 
 #define CRYPTO_HASH_SIZE 32
 #define CRYPTO_PK_SIZE   32
@@ -33,8 +33,7 @@ struct crypto_sha256_ctx {
     unsigned char opaque[128] __attribute__((aligned(16)));
 };
 void crypto_sha256_init(struct crypto_sha256_ctx *c);
-void crypto_sha256_update(struct crypto_sha256_ctx *c, const void *d,
-                          size_t n);
+void crypto_sha256_update(struct crypto_sha256_ctx *c, const void *d, size_t n);
 void crypto_sha256_final(struct crypto_sha256_ctx *c, uint8_t out[32]);
 
 /* Ed25519 over tag||NUL||msg. sk is libsodium's 64-byte secret key. */
@@ -53,10 +52,15 @@ bool crypto_verify_raw(const uint8_t pk[32], const uint8_t *msg, size_t len,
  * with the replica keys `pks[n]`, verify_request = tx signature check
  * (txcheck_request_valid). The arrays must outlive the pbft. */
 struct crypto_replica_ctx {
-    const uint8_t *sk;               /* 64 bytes, may be NULL (verify only) */
+    const uint8_t *sk; /* 64 bytes, may be NULL (verify only) */
     uint32_t n;
     const uint8_t (*pks)[32];
-    const uint8_t *chain_id;         /* 32 bytes */
+    const uint8_t *chain_id; /* 32 bytes */
+    /* When set, verify_request also requires the signer to be a member:
+     * a request from a key outside the consortium never enters a block
+     * (else any key pair could fill the ledger with rejected entries). */
+    bool (*is_member)(void *arg, const uint8_t pk[32]);
+    void *member_arg;
 };
 void crypto_pbft_init(struct pbft_crypto *c, struct crypto_replica_ctx *ctx);
 

@@ -710,6 +710,13 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
     return rv;
 }
 
+/* Members come from the genesis (governance will move them to registry
+ * state applied at checkpoint boundaries). */
+static bool node_is_member(void *arg, const uint8_t pk[32])
+{
+    return genesis_member_by_key(arg, pk) != NULL;
+}
+
 /* The test modes (never set in production): TRIALCHAIN_FAULTS makes this
  * node's outgoing links lossy (faultnet.h), TRIALCHAIN_BYZANTINE makes the
  * replica lie on the wire (byz.h). Both are logged loudly at start. */
@@ -774,6 +781,8 @@ static int node_open_core(struct node *n, char *err, size_t err_len)
     n->cctx.n = n->genesis->n_replicas;
     n->cctx.pks = (const uint8_t(*)[32])n->pks;
     n->cctx.chain_id = n->genesis->chain_id;
+    n->cctx.is_member = node_is_member;
+    n->cctx.member_arg = n->genesis;
     crypto_pbft_init(&pc.crypto, &n->cctx);
     n->crypto = pc.crypto;
     n->pending_share = pc.pending_max / n->genesis->n_replicas;

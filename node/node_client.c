@@ -267,6 +267,15 @@ static void node_submit(struct node *n, struct api_call *call,
         submit_refused(n, call, rv, why[0] ? why : lg_strerror(rv));
         return;
     }
+    if (genesis_member_by_key(n->genesis, v.signer) == NULL) {
+        /* A valid signature from outside the consortium: refused here and
+         * by every replica's request check, never ordered. */
+        tx_view_free(&v);
+        submit_refused(n, call, LG_EPERM,
+                       "the transaction is signed by a key that is not a "
+                       "member of this consortium (not in its genesis)");
+        return;
+    }
     struct pbft_status st;
     pbft_get_status(n->pbft, &st);
     if (node_view_behind(n, st.view) != 0) {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TESTNET_NODES_MAX 32
 #define TESTNET_PATH_MAX  1024
@@ -1067,6 +1068,26 @@ static void tn_poke_client(const struct tn *t, unsigned i,
     client_reply_free(r);
     free(wc);
     r = NULL;
+    /* A valid signature by a key outside the genesis: refused, never
+     * ordered (else any key pair could fill the ledger). */
+    char outsider_path[TESTNET_PATH_MAX], kerr[256];
+    struct keyfile outsider;
+    memset(&outsider, 0, sizeof(outsider));
+    snprintf(outsider_path, sizeof(outsider_path), "%s/outsider-%llu.key",
+             t->dir, (unsigned long long)nonce);
+    ok = keyfile_generate(outsider_path, "member", "outsider", ROLE_SPONSOR,
+                          NULL, &outsider, kerr, sizeof(kerr)) == LG_OK &&
+         tn_sign(t, &outsider, nonce + 2, NULL, &wc, &wclen) == LG_OK &&
+         client_submit(c, wc, wclen, true, &r) == LG_OK &&
+         r->code != TC__REPLY_CODE__REPLY_OK && r->error != NULL &&
+         strstr(r->error, "not a member") != NULL;
+    tn_result(ok, "client-non-member-refused");
+    client_reply_free(r);
+    free(wc);
+    wc = NULL;
+    r = NULL;
+    keyfile_free(&outsider);
+    (void)unlink(outsider_path);
     uint8_t id1[32] = {0};
     ok = client_submit(c, tx, txlen, true, &r) == LG_OK &&
          r->code == TC__REPLY_CODE__REPLY_OK && r->submit &&
