@@ -38,6 +38,7 @@ run_suite() {
     elif grep -q '^\[==========\] .* test(s) run' "$log"; then
         p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
         f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+        s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
         if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     elif [ $rc -eq 77 ]; then
         s=1
@@ -80,7 +81,7 @@ for suite in $SUITES; do
     integration)
         for s in tests/integration/*.sh; do
             [ -f "$s" ] || continue
-            run_suite "integration/$(basename "$s" .sh)" 600 bash "$s"
+            run_suite "integration/$(basename "$s" .sh)" 900 bash "$s"
         done ;;
     web)
         for s in tests/web/*.sh; do
