@@ -273,9 +273,14 @@ static int dispatch(struct pbft *p, const struct pbft_event *ev)
         normal_retransmit(p);
         request_cut_batches(p);
         return PBFT_OK;
-    case PBFT_EV_EXECUTED:
-        return checkpoint_executed(p, ev->u.executed.seq,
-                                   ev->u.executed.digest);
+    case PBFT_EV_EXECUTED: {
+        int rv =
+            checkpoint_executed(p, ev->u.executed.seq, ev->u.executed.digest);
+        /* A batch left the pipeline: a partial one may be cut now. */
+        if (rv == PBFT_OK)
+            request_cut_batches(p);
+        return rv;
+    }
     case PBFT_EV_STATE_TRANSFERRED:
         return checkpoint_transferred(p, ev->u.transferred.seq,
                                       ev->u.transferred.digest);

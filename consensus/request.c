@@ -354,9 +354,23 @@ static bool can_propose(const struct pbft *p)
            log_in_window(p, p->last_assigned + 1) && p->last_assigned >= p->h;
 }
 
+/* Batches proposed and not yet executed here, beyond which the primary lets
+ * a partial batch fill instead of cutting it at the batching delay (full
+ * batches still go, up to the water mark). Under load this grows batches, so
+ * the per-batch votes and certificate are paid for by more requests, rather
+ * than pipelining many tiny batches; idle, a lone request still leaves after
+ * batch_delay_ms. EV_EXECUTED cuts again as the pipeline drains. */
+#define REQUEST_PARTIAL_INFLIGHT_MAX 2
+
+static bool may_cut_partial(const struct pbft *p)
+{
+    return p->last_assigned <= p->last_executed ||
+           p->last_assigned - p->last_executed < REQUEST_PARTIAL_INFLIGHT_MAX;
+}
+
 uint64_t request_batch_deadline(const struct pbft *p)
 {
-    if (!can_propose(p))
+    if (!can_propose(p) || !may_cut_partial(p))
         return NO_TIMER;
     for (uint32_t i = 0; i < p->n_pending; i++)
         if (p->pending[i].used && !p->pending[i].proposed)
@@ -400,7 +414,7 @@ void request_cut_batches(struct pbft *p)
         uint32_t k = collect(p, p->cut_reqs, p->cut_taken, &full);
         uint64_t due = request_batch_deadline(p);
 
-        if (k == 0 || (!full && p->now < due))
+        if (k == 0 || (!full && (p->now < due || !may_cut_partial(p))))
             break;
         for (uint32_t i = 0; i < k; i++)
             p->cut_taken[i]->proposed = true;
