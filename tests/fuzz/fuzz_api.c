@@ -25,6 +25,7 @@
 #include "merkle.h"
 #include "registry.h"
 #include "store.h"
+#include "tl_fixture.h"
 #include "tx.h"
 
 #include <ftw.h>
@@ -42,8 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PAGE_LIMIT_MAX  100
 #define PAGE_LIMIT_DEF  20
 
-static uint8_t replica_sk[N_REPLICAS][64], replica_pk[N_REPLICAS][32];
-static uint8_t sponsor_sk[64], sponsor_pk[32];
+static struct tl_fixture F;
 static struct genesis *G;
 static struct store *S;
 static struct registry *R;
@@ -51,76 +51,9 @@ static struct ledger *L;
 static char dir[64];
 static uint8_t first_tx_id[32];
 
-static void make_genesis(void)
-{
-    char json[4096], hex[65], err[256];
-    size_t at = 0;
-    for (int i = 0; i < N_REPLICAS; i++) {
-        uint8_t seed[32];
-        memset(seed, 0x10 + i, sizeof(seed));
-        crypto_sign_seed_keypair(replica_pk[i], replica_sk[i], seed);
-    }
-    uint8_t seed[32];
-    memset(seed, 0x40, sizeof(seed));
-    crypto_sign_seed_keypair(sponsor_pk, sponsor_sk, seed);
-    at += (size_t)snprintf(json + at, sizeof(json) - at,
-                           "{\"chain_name\":\"fuzz-api\",\"created\":"
-                           "\"2026-11-21T00:00:00Z\",\"replicas\":[");
-    for (int i = 0; i < N_REPLICAS; i++) {
-        lg_hex(replica_pk[i], 32, hex);
-        at += (size_t)snprintf(json + at, sizeof(json) - at,
-                               "%s{\"id\":%d,\"name\":\"node%d\",\"public_"
-                               "key\":\"%s\",\"peer_url\":\"tcp://"
-                               "127.0.0.1:%d\"}",
-                               i ? "," : "", i, i, hex, 27000 + i);
-    }
-    lg_hex(sponsor_pk, 32, hex);
-    at += (size_t)snprintf(json + at, sizeof(json) - at,
-                           "],\"members\":[{\"name\":\"sponsor\",\"role\":"
-                           "\"sponsor\",\"public_key\":\"%s\"}]}",
-                           hex);
-    G = calloc(1, sizeof(*G));
-    LG_ASSERT(G != NULL);
-    LG_ASSERT(genesis_parse((const unsigned char *)json, at, G, err,
-                            sizeof(err)) == LG_OK);
-}
-
 static uint8_t *tx_make(uint64_t nonce, size_t *len)
 {
-    Tc__Tx tx = TC__TX__INIT;
-    Tc__ProtocolRegister pr = TC__PROTOCOL_REGISTER__INIT;
-    Tc__Outcome oc = TC__OUTCOME__INIT, *ocs[1] = {&oc};
-    Tc__SignedTx st = TC__SIGNED_TX__INIT;
-    char trial[32];
-    uint8_t sig[64];
-    snprintf(trial, sizeof(trial), "NCT%08llu", (unsigned long long)nonce);
-    pr.trial_id = trial;
-    pr.brief_title = (char *)(uintptr_t) "A trial";
-    oc.id = (char *)(uintptr_t) "P1";
-    oc.type = TC__OUTCOME_TYPE__OUTCOME_PRIMARY;
-    oc.measure = (char *)(uintptr_t) "Mortality";
-    oc.time_frame = (char *)(uintptr_t) "6 months";
-    pr.n_outcomes = 1;
-    pr.outcomes = ocs;
-    tx.chain_id = (ProtobufCBinaryData){32, G->chain_id};
-    tx.signer = (ProtobufCBinaryData){32, sponsor_pk};
-    tx.nonce = nonce;
-    tx.client_time_ms = 5000;
-    tx.body_case = TC__TX__BODY_PROTOCOL_REGISTER;
-    tx.protocol_register = &pr;
-    size_t blen = tc__tx__get_packed_size(&tx);
-    uint8_t *body = malloc(blen);
-    LG_ASSERT(body != NULL);
-    tc__tx__pack(&tx, body);
-    crypto_sign_tagged(TAG_TX, sponsor_sk, body, blen, sig);
-    st.body = (ProtobufCBinaryData){blen, body};
-    st.sig = (ProtobufCBinaryData){64, sig};
-    *len = tc__signed_tx__get_packed_size(&st);
-    uint8_t *out = malloc(*len);
-    LG_ASSERT(out != NULL);
-    tc__signed_tx__pack(&st, out);
-    free(body);
-    return out;
+    return tl_fixture_tx(&F, nonce, len);
 }
 
 /* Block tip+1 with n txs (nonces from *nonce), certified by 0..2. */
@@ -157,7 +90,7 @@ static void block_add(uint32_t n, uint64_t *nonce)
         memcpy(votes[i].digest, hash, 32);
         size_t sl = pbft_vote_statement(PBFT_MSG_CHECKPOINT, G->chain_id,
                                         &votes[i], stmt, sizeof(stmt));
-        crypto_sign_raw(replica_sk[i], stmt, sl, votes[i].sig);
+        crypto_sign_raw(F.replica_sk[i], stmt, sl, votes[i].sig);
     }
     LG_ASSERT(ledger_put_cert(L, &c) == LG_OK);
 }
@@ -184,7 +117,8 @@ static void setup(void)
     char err[512];
     LG_ASSERT(crypto_setup() == LG_OK);
     lg_log_set_level(LG_OFF);
-    make_genesis();
+    tl_fixture_init(&F, "fuzz-api");
+    G = F.g;
     snprintf(dir, sizeof(dir), "/tmp/fuzz_api.XXXXXX");
     LG_ASSERT(mkdtemp(dir) != NULL);
     LG_ASSERT(store_open(dir, true, &S, err, sizeof(err)) == LG_OK);

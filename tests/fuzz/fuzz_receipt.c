@@ -17,6 +17,7 @@
 #include "ledger.h"
 #include "registry.h"
 #include "store.h"
+#include "tl_fixture.h"
 #include "tx.h"
 #include "verify.h"
 
@@ -33,82 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define N_REPLICAS  4
 #define RECEIPT_MAX (1u << 20)
 
-static uint8_t replica_sk[N_REPLICAS][64], replica_pk[N_REPLICAS][32];
-static uint8_t sponsor_sk[64], sponsor_pk[32];
+static struct tl_fixture F;
 static struct genesis *G;
-
-static void make_genesis(void)
-{
-    char json[4096], hex[65], err[256];
-    size_t at = 0;
-    for (int i = 0; i < N_REPLICAS; i++) {
-        uint8_t seed[32];
-        memset(seed, 0x10 + i, sizeof(seed));
-        crypto_sign_seed_keypair(replica_pk[i], replica_sk[i], seed);
-    }
-    uint8_t seed[32];
-    memset(seed, 0x40, sizeof(seed));
-    crypto_sign_seed_keypair(sponsor_pk, sponsor_sk, seed);
-    at += (size_t)snprintf(json + at, sizeof(json) - at,
-                           "{\"chain_name\":\"fuzz-receipt\",\"created\":"
-                           "\"2026-11-21T00:00:00Z\",\"replicas\":[");
-    for (int i = 0; i < N_REPLICAS; i++) {
-        lg_hex(replica_pk[i], 32, hex);
-        at += (size_t)snprintf(json + at, sizeof(json) - at,
-                               "%s{\"id\":%d,\"name\":\"node%d\",\"public_"
-                               "key\":\"%s\",\"peer_url\":\"tcp://"
-                               "127.0.0.1:%d\"}",
-                               i ? "," : "", i, i, hex, 27000 + i);
-    }
-    lg_hex(sponsor_pk, 32, hex);
-    at += (size_t)snprintf(json + at, sizeof(json) - at,
-                           "],\"members\":[{\"name\":\"sponsor\",\"role\":"
-                           "\"sponsor\",\"public_key\":\"%s\"}]}",
-                           hex);
-    G = calloc(1, sizeof(*G));
-    LG_ASSERT(G != NULL);
-    LG_ASSERT(genesis_parse((const unsigned char *)json, at, G, err,
-                            sizeof(err)) == LG_OK);
-}
 
 /* ---- seeds --------------------------------------------------------------- */
 
 static uint8_t *tx_make(uint64_t nonce, size_t *len)
 {
-    Tc__Tx tx = TC__TX__INIT;
-    Tc__ProtocolRegister pr = TC__PROTOCOL_REGISTER__INIT;
-    Tc__Outcome oc = TC__OUTCOME__INIT, *ocs[1] = {&oc};
-    Tc__SignedTx st = TC__SIGNED_TX__INIT;
-    char trial[32];
-    uint8_t sig[64];
-    snprintf(trial, sizeof(trial), "NCT%08llu", (unsigned long long)nonce);
-    pr.trial_id = trial;
-    pr.brief_title = (char *)(uintptr_t) "A trial";
-    oc.id = (char *)(uintptr_t) "P1";
-    oc.type = TC__OUTCOME_TYPE__OUTCOME_PRIMARY;
-    oc.measure = (char *)(uintptr_t) "Mortality";
-    oc.time_frame = (char *)(uintptr_t) "6 months";
-    pr.n_outcomes = 1;
-    pr.outcomes = ocs;
-    tx.chain_id = (ProtobufCBinaryData){32, G->chain_id};
-    tx.signer = (ProtobufCBinaryData){32, sponsor_pk};
-    tx.nonce = nonce;
-    tx.client_time_ms = 5000;
-    tx.body_case = TC__TX__BODY_PROTOCOL_REGISTER;
-    tx.protocol_register = &pr;
-    size_t blen = tc__tx__get_packed_size(&tx);
-    uint8_t *body = malloc(blen);
-    LG_ASSERT(body != NULL);
-    tc__tx__pack(&tx, body);
-    crypto_sign_tagged(TAG_TX, sponsor_sk, body, blen, sig);
-    st.body = (ProtobufCBinaryData){blen, body};
-    st.sig = (ProtobufCBinaryData){64, sig};
-    *len = tc__signed_tx__get_packed_size(&st);
-    uint8_t *out = malloc(*len);
-    LG_ASSERT(out != NULL);
-    tc__signed_tx__pack(&st, out);
-    free(body);
-    return out;
+    return tl_fixture_tx(&F, nonce, len);
 }
 
 static void block_add(struct ledger *l, uint32_t n, uint64_t *nonce,
@@ -145,7 +78,7 @@ static void block_add(struct ledger *l, uint32_t n, uint64_t *nonce,
         memcpy(votes[i].digest, hash, 32);
         size_t sl = pbft_vote_statement(PBFT_MSG_CHECKPOINT, G->chain_id,
                                         &votes[i], stmt, sizeof(stmt));
-        crypto_sign_raw(replica_sk[i], stmt, sl, votes[i].sig);
+        crypto_sign_raw(F.replica_sk[i], stmt, sl, votes[i].sig);
     }
     LG_ASSERT(ledger_put_cert(l, &c) == LG_OK);
 }
@@ -203,7 +136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ready) {
         LG_ASSERT(crypto_setup() == LG_OK);
         lg_log_set_level(LG_OFF);
-        make_genesis();
+        tl_fixture_init(&F, "fuzz-receipt");
+        G = F.g;
         ready = true;
         const char *seeds = getenv("FUZZ_WRITE_SEEDS");
         if (seeds != NULL)
