@@ -49,7 +49,7 @@ static bool tally(struct pbft *p, pbft_seq seq,
 /* Any certificate for seq (whatever digest a quorum agrees on). */
 static bool tally_any(struct pbft *p, pbft_seq seq)
 {
-    if (seq == p->stable.cert.seq && seq > 0) {
+    if (seq == p->stable.cert.seq && seq > p->cfg.base_seq) {
         p->scratch_cert.cert = p->stable.cert;
         p->scratch_cert.cert.votes = p->scratch_cert.votes;
         if (p->stable.cert.n_votes > 0)
@@ -72,12 +72,16 @@ static void emit_certified_loop(struct pbft *p)
         pbft_seq next = p->last_certified + p->K;
         bool behind = next <= p->h && next > p->exec_queued;
         bool evicted = p->h >= next && p->h - next >= (pbft_seq)p->R * p->K;
+        /* The epoch is over and its last checkpoint stable: no later one
+         * will push the window on, so what has not formed below it is
+         * skipped now (the stop's certificate covers the chain before). */
+        bool ended = p->stopped && p->h >= p->stop_seq && next < p->h;
 
         if (tally_any(p, next)) {
             if (!ready_certified(p, &p->scratch_cert.cert))
                 return; /* out of room this step; resumes next step */
             trace(p, "certified n=%llu", (unsigned long long)next);
-        } else if (!behind && !evicted) {
+        } else if (!behind && !evicted && !ended) {
             return;
         }
         /* A seq we never executed (state transfer covers it) or whose
@@ -149,7 +153,7 @@ int checkpoint_receive(struct pbft *p, uint32_t from, const struct pbft_vote *v)
 
     (void)from; /* votes may be relayed (FETCH answers); the key decides */
     if (v->replica >= p->n || v->replica == p->cfg.self || v->view != 0 ||
-        v->seq == 0 || v->seq % p->K != 0)
+        v->seq <= p->cfg.base_seq || v->seq % p->K != 0)
         return pbft_drop(p, PBFT_EBADMSG, "checkpoint");
     if (v->seq <= p->last_certified && v->seq <= p->h)
         return pbft_drop(p, PBFT_ESTALE, "old checkpoint");
@@ -167,21 +171,15 @@ int checkpoint_receive(struct pbft *p, uint32_t from, const struct pbft_vote *v)
     return PBFT_OK;
 }
 
-int checkpoint_executed(struct pbft *p, pbft_seq seq,
-                        const uint8_t digest[PBFT_DIGEST_SIZE])
+/* Signs, persists and broadcasts our CHECKPOINT vote for seq. */
+static void own_vote(struct pbft *p, pbft_seq seq,
+                     const uint8_t digest[PBFT_DIGEST_SIZE])
 {
     struct pbft_vote v;
     struct pbft_msg *m;
 
-    if (seq <= p->last_executed || seq > p->exec_queued)
-        return pbft_drop(p, PBFT_EINVAL, "executed out of order");
-    p->last_executed = seq;
-    PBFT_ASSERT(p->last_executed <= p->exec_queued);
-    memcpy(p->last_exec_digest, digest, PBFT_DIGEST_SIZE);
-    if (p->cert_gap_since == 0)
-        p->cert_gap_since = p->now + 1;
-    if (seq % p->K != 0)
-        return PBFT_OK;
+    PBFT_ASSERT(seq % p->K == 0);
+    PBFT_ASSERT(seq > p->cfg.base_seq);
     memset(&v, 0, sizeof(v));
     v.replica = p->cfg.self;
     v.seq = seq;
@@ -197,7 +195,83 @@ int checkpoint_executed(struct pbft *p, pbft_seq seq,
     if (tally(p, seq, digest) && seq > p->h)
         make_stable(p, &p->scratch_cert.cert);
     emit_certified(p);
+}
+
+int checkpoint_executed(struct pbft *p, pbft_seq seq,
+                        const uint8_t digest[PBFT_DIGEST_SIZE])
+{
+    if (seq <= p->last_executed || seq > p->exec_queued)
+        return pbft_drop(p, PBFT_EINVAL, "executed out of order");
+    p->last_executed = seq;
+    PBFT_ASSERT(p->last_executed <= p->exec_queued);
+    memcpy(p->last_exec_digest, digest, PBFT_DIGEST_SIZE);
+    if (p->cert_gap_since == 0)
+        p->cert_gap_since = p->now + 1;
+    if (seq % p->K == 0)
+        own_vote(p, seq, digest);
     return PBFT_OK;
+}
+
+/* ---- the end of an epoch (pbft_set_stop) ------------------------------- */
+
+static void answer_vote(struct pbft *p, uint32_t to, const struct pbft_vote *v);
+static void send_fetch(struct pbft *p, pbft_seq seq);
+
+static bool has_own_stop_vote(struct pbft *p)
+{
+    return ring(p, p->cfg.self, p->stop_seq)->seq == p->stop_seq;
+}
+
+/* pbft_start() of a stopped core: the driver executed the stop seq but our
+ * vote for it never became durable (a crash before EXECUTED was fed). */
+void checkpoint_stop_start(struct pbft *p)
+{
+    PBFT_ASSERT(p->stopped);
+    PBFT_ASSERT(p->last_executed <= p->stop_seq);
+    p->stop_resend_at = p->now;
+    if (p->last_executed == p->stop_seq && p->stop_seq > p->h &&
+        p->stop_seq > p->cfg.base_seq && !has_own_stop_vote(p))
+        own_vote(p, p->stop_seq, p->last_exec_digest);
+    /* Stable before the restart: the driver may have lost the certificate
+     * with the crash, and it is what this core is kept for. Again. */
+    if (p->h == p->stop_seq && p->stop_seq > p->cfg.base_seq &&
+        p->last_certified >= p->stop_seq) {
+        p->last_certified = p->stop_seq - p->K;
+        emit_certified(p);
+    }
+    trace(p, "stopped at n=%llu", (unsigned long long)p->stop_seq);
+}
+
+/* Until the stop seq is stable here, our vote for it goes out again every
+ * quarter view timeout: its certificate is the last thing this epoch owes,
+ * and no view change or later checkpoint will carry it. */
+uint64_t checkpoint_stop_deadline(const struct pbft *p)
+{
+    uint64_t period = p->cfg.view_timeout_ms / 4;
+    const struct pbft_vote *own;
+
+    if (!p->stopped || !p->started || p->h >= p->stop_seq ||
+        p->stop_seq <= p->cfg.base_seq)
+        return NO_TIMER;
+    own = &p->ckpt[(size_t)p->cfg.self * p->R +
+                   (size_t)((p->stop_seq / p->K) % p->R)];
+    if (own->seq != p->stop_seq)
+        return NO_TIMER; /* not executed yet: nothing to resend */
+    return p->stop_resend_at + (period > 0 ? period : 1);
+}
+
+static void stop_resend(struct pbft *p)
+{
+    uint64_t due = checkpoint_stop_deadline(p);
+
+    if (due == NO_TIMER || p->now < due)
+        return;
+    p->stop_resend_at = p->now;
+    answer_vote(p, PBFT_BROADCAST, ring(p, p->cfg.self, p->stop_seq));
+    /* and ask for theirs: a peer that is not stopped resends nothing */
+    send_fetch(p, p->stop_seq - p->K);
+    trace(p, "resend CHECKPOINT n=%llu (stopped)",
+          (unsigned long long)p->stop_seq);
 }
 
 static void send_fetch(struct pbft *p, pbft_seq seq)
@@ -255,9 +329,13 @@ int checkpoint_fetch_receive(struct pbft *p, uint32_t from,
         if (v->seq > fe->seq)
             answer_vote(p, r, v);
     }
+    /* Our own vote in the stable certificate goes too when the ring lost
+     * it (restored after a restart: its record went with the GC). */
     if (p->stable.cert.seq > fe->seq)
         for (uint32_t i = 0; i < p->stable.cert.n_votes; i++)
-            if (p->stable.votes[i].replica != p->cfg.self)
+            if (p->stable.votes[i].replica != p->cfg.self ||
+                ring(p, p->cfg.self, p->stable.cert.seq)->seq !=
+                    p->stable.cert.seq)
                 answer_vote(p, r, &p->stable.votes[i]);
     trace(p, "recv FETCH n=%llu from r%u", (unsigned long long)fe->seq,
           (unsigned)r);
@@ -302,6 +380,7 @@ void checkpoint_timeout(struct pbft *p)
 {
     uint64_t due = checkpoint_deadline(p);
 
+    stop_resend(p);
     if (due == NO_TIMER || p->now < due)
         return;
     if (p->fetching) {

@@ -172,6 +172,10 @@ struct pbft {
     uint64_t last_exec_ts; /* timestamp of the last batch handed out */
     pbft_seq last_committed;
     pbft_seq last_certified; /* highest seq in ready.certified so far */
+    /* pbft_set_stop(): nothing beyond stop_seq executes in this epoch */
+    bool stopped;
+    pbft_seq stop_seq;       /* UINT64_MAX while not stopped */
+    uint64_t stop_resend_at; /* last resend of the own stop vote */
 
     /* log window and batches */
     struct slot *slots; /* L, by seq mod L */
@@ -354,6 +358,8 @@ void checkpoint_timeout(struct pbft *p);
 uint64_t checkpoint_deadline(const struct pbft *p);
 void checkpoint_store_own(struct pbft *p, const struct pbft_vote *v);
 void checkpoint_after_start(struct pbft *p);
+void checkpoint_stop_start(struct pbft *p);
+uint64_t checkpoint_stop_deadline(const struct pbft *p);
 
 /* ---- view_change.c ----------------------------------------------------- */
 int vc_init(struct pbft *p);

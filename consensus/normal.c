@@ -452,7 +452,7 @@ void normal_execute_ready(struct pbft *p)
         struct slot *s = log_find(p, p->exec_queued + 1);
         const struct batch *b;
 
-        if (s == NULL || !s->decided)
+        if (s == NULL || !s->decided || s->seq > p->stop_seq)
             return;
         b = pool_get(p, s->decided_batch);
         PBFT_ASSERT(s->seq == p->exec_queued + 1); /* strictly in order */
@@ -483,7 +483,9 @@ static bool has_uncommitted(const struct pbft *p)
     for (uint32_t i = 0; i < p->L; i++) {
         const struct slot *s = &p->slots[i];
 
-        if (s->seq > p->h && s->has_pp && !s->committed && !s->decided)
+        /* Beyond a stop nothing executes: no use healing it. */
+        if (s->seq > p->h && s->seq <= p->stop_seq && s->has_pp &&
+            !s->committed && !s->decided)
             return true;
     }
     return false;
@@ -506,7 +508,8 @@ void normal_retransmit(struct pbft *p)
     for (uint32_t i = 0; i < p->L; i++) {
         struct slot *s = &p->slots[i];
 
-        if (s->seq > p->h && s->has_pp && !s->committed && !s->decided)
+        if (s->seq > p->h && s->seq <= p->stop_seq && s->has_pp &&
+            !s->committed && !s->decided)
             resend_own(p, s, PBFT_BROADCAST);
     }
     trace(p, "retransmit v=%llu", (unsigned long long)p->view);

@@ -86,6 +86,9 @@ static const char *config_error(const struct pbft_config *c)
         return "need 1 <= view_timeout_ms <= view_timeout_max_ms";
     if (c->fetch_timeout_ms < 2)
         return "fetch_timeout_ms must be >= 2";
+    if (c->base_seq % c->checkpoint_interval != 0 ||
+        c->base_seq > UINT64_MAX / 2)
+        return "base_seq must be a multiple of checkpoint_interval";
     return NULL;
 }
 
@@ -158,6 +161,12 @@ struct pbft *pbft_new(const struct pbft_config *cfg, const char **errmsg)
     p->L = cfg->watermark_window;
     p->R = 2 * (p->L / p->K) + 2;
     p->view_deadline = NO_TIMER;
+    /* The epoch's first checkpoint stands where seq 0 does for the first
+     * epoch: stable, certified, executed. */
+    p->view = cfg->initial_view;
+    p->h = p->last_assigned = p->last_certified = cfg->base_seq;
+    p->exec_queued = p->last_executed = cfg->base_seq;
+    p->stop_seq = UINT64_MAX;
     if (alloc_all(p) != PBFT_OK) {
         pbft_free(p);
         if (errmsg != NULL)
@@ -165,8 +174,10 @@ struct pbft *pbft_new(const struct pbft_config *cfg, const char **errmsg)
         return NULL;
     }
     p->stable.cert.votes = p->stable.votes;
+    p->stable.cert.seq = cfg->base_seq;
     memcpy(p->stable.cert.digest, cfg->genesis_digest, PBFT_DIGEST_SIZE);
     PBFT_ASSERT(p->q <= p->n);
+    PBFT_ASSERT(p->h == p->stable.cert.seq);
     return p;
 }
 
@@ -214,6 +225,8 @@ int pbft_start(struct pbft *p, pbft_seq last_seq,
 {
     if (p == NULL || out == NULL || last_digest == NULL || p->started)
         return PBFT_EINVAL;
+    if (last_seq < p->cfg.base_seq || last_seq > p->stop_seq)
+        return PBFT_EINVAL;
     ready_begin(p);
     p->now = now_ms;
     restore_finish(p);
@@ -228,6 +241,8 @@ int pbft_start(struct pbft *p, pbft_seq last_seq,
           p->in_vc ? " in view change" : "");
     checkpoint_after_start(p);
     vc_after_start(p);
+    if (p->stopped)
+        checkpoint_stop_start(p);
     ready_finish(p, out);
     PBFT_ASSERT(p->started);
     return PBFT_OK;
@@ -308,6 +323,24 @@ int pbft_step(struct pbft *p, const struct pbft_event *ev,
     return rv;
 }
 
+int pbft_set_stop(struct pbft *p, pbft_seq seq)
+{
+    if (p == NULL || seq < p->cfg.base_seq || seq % p->K != 0)
+        return PBFT_EINVAL;
+    if (seq > p->stop_seq || (p->started && seq < p->last_executed))
+        return PBFT_EINVAL;
+    p->stopped = true;
+    p->stop_seq = seq;
+    /* Batches handed out beyond seq are void: the driver drops them. */
+    if (p->started && p->exec_queued > seq)
+        p->exec_queued = seq;
+    p->view_deadline = NO_TIMER;
+    p->complained = false;
+    p->stop_resend_at = p->now;
+    PBFT_ASSERT(p->last_executed <= p->exec_queued);
+    return PBFT_OK;
+}
+
 void pbft_advance(struct pbft *p)
 {
     if (p != NULL && p->rb.outstanding)
@@ -316,13 +349,16 @@ void pbft_advance(struct pbft *p)
 
 uint64_t pbft_deadline_ms(const struct pbft *p)
 {
-    uint64_t t = p->view_deadline;
+    uint64_t t = p->stopped ? NO_TIMER : p->view_deadline;
     uint64_t b = request_batch_deadline(p);
     uint64_t c = checkpoint_deadline(p);
     uint64_t r = normal_retransmit_deadline(p);
+    uint64_t s = checkpoint_stop_deadline(p);
 
     if (!p->started)
         return NO_TIMER;
+    if (s < t)
+        t = s;
     if (b < t)
         t = b;
     if (r < t)
@@ -346,7 +382,7 @@ bool pbft_wants(const struct pbft *p, uint32_t from, enum pbft_msg_type type,
         return (view == p->view && !p->in_vc && log_in_window(p, seq)) ||
                (view > p->view && view > p->seen_view[from]);
     case PBFT_MSG_CHECKPOINT:
-        return seq > 0 && seq % p->K == 0 &&
+        return seq > p->cfg.base_seq && seq % p->K == 0 &&
                (seq > p->last_certified || seq > p->h);
     case PBFT_MSG_VIEW_CHANGE:
         return view >= p->view;

@@ -103,7 +103,9 @@ bool pbft_checkpoint_cert_valid(const struct pbft_crypto *c, uint32_t n,
 
 bool sig_cert_valid(struct pbft *p, const struct pbft_checkpoint_cert *cert)
 {
-    if (cert->seq == 0) /* genesis: no votes, the configured digest */
+    if (cert->seq < p->cfg.base_seq)
+        return false; /* before this epoch: another replica set's */
+    if (cert->seq == p->cfg.base_seq) /* no votes, the configured digest */
         return cert->n_votes == 0 && memcmp(cert->digest, p->cfg.genesis_digest,
                                             PBFT_DIGEST_SIZE) == 0;
     if (cert->seq % p->K != 0 || !cert_shape_ok(p->n, p->q, cert))

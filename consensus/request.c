@@ -191,6 +191,10 @@ static struct pending *pending_add(struct pbft *p,
 /* A freshly armed timer starts at its first stage (complaint). */
 void request_arm_timer(struct pbft *p)
 {
+    if (p->stopped) {
+        p->view_deadline = NO_TIMER; /* the epoch is over: nothing to watch */
+        return;
+    }
     if (p->in_vc)
         return;
     if (pending_live(p) == 0) {
@@ -287,7 +291,8 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
      * an idle timer starts at the voting stage, so the backups change view
      * together or not at all. Forwarding it on above keeps a faulty sender
      * from withholding it from the primary. */
-    if (forwarded && !pbft_is_primary(p) && p->view_deadline == NO_TIMER) {
+    if (forwarded && !pbft_is_primary(p) && !p->stopped &&
+        p->view_deadline == NO_TIMER) {
         p->view_deadline = p->now + normal_view_timeout(p);
         p->complained = true;
     }
@@ -351,7 +356,8 @@ void request_new_view(struct pbft *p)
 static bool can_propose(const struct pbft *p)
 {
     return p->started && !p->in_vc && pbft_is_primary(p) &&
-           log_in_window(p, p->last_assigned + 1) && p->last_assigned >= p->h;
+           log_in_window(p, p->last_assigned + 1) && p->last_assigned >= p->h &&
+           p->last_assigned < p->stop_seq;
 }
 
 /* Batches proposed and not yet executed here, beyond which the primary lets

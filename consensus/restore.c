@@ -16,7 +16,7 @@ static struct slot *restore_slot(struct pbft *p, pbft_seq seq)
 {
     struct slot *s = &p->slots[seq % p->L];
 
-    if (seq == 0 || seq == OWN_VC_SEQ || s->seq > seq)
+    if (seq <= p->cfg.base_seq || seq == OWN_VC_SEQ || s->seq > seq)
         return NULL;
     if (s->seq < seq) {
         log_drop_slot(p, s);
@@ -30,7 +30,8 @@ static int restore_meta(struct pbft *p, const struct pbft_meta *m)
     const struct pbft_checkpoint_cert *c = &m->stable;
 
     if (c->n_votes > p->n || (c->n_votes > 0 && c->votes == NULL) ||
-        c->seq % p->K != 0 || (c->seq > 0 && c->n_votes < p->q))
+        c->seq % p->K != 0 || c->seq < p->cfg.base_seq ||
+        (c->seq > p->cfg.base_seq && c->n_votes < p->q))
         return PBFT_ECORRUPT;
     p->view = m->view;
     p->in_vc = m->in_view_change;
@@ -74,7 +75,7 @@ static int restore_vote(struct pbft *p, enum pbft_msg_type type,
     if (v->replica != p->cfg.self)
         return PBFT_OK; /* older stores kept others' prepares; unneeded */
     if (type == PBFT_MSG_CHECKPOINT) {
-        if (v->seq == 0 || v->seq % p->K != 0)
+        if (v->seq <= p->cfg.base_seq || v->seq % p->K != 0)
             return PBFT_ECORRUPT;
         checkpoint_store_own(p, v);
         return PBFT_OK;

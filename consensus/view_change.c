@@ -769,6 +769,10 @@ void vc_timeout(struct pbft *p)
 {
     const struct pbft_view_change *v[PBFT_MAX_REPLICAS];
 
+    if (p->stopped) {
+        p->view_deadline = NO_TIMER; /* see pbft_set_stop() */
+        return;
+    }
     if (p->view_deadline == NO_TIMER || p->now < p->view_deadline)
         return;
     if (!p->in_vc) {

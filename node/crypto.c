@@ -142,7 +142,8 @@ static bool pbft_verify_request_cb(void *ctx, const struct pbft_request *req)
     const struct crypto_replica_ctx *c = ctx;
     if (c->is_member != NULL && !c->is_member(c->member_arg, req->client))
         return false;
-    return txcheck_request_valid(c->chain_id, req);
+    return txcheck_request_valid(c->tx_chain_id ? c->tx_chain_id : c->chain_id,
+                                 req);
 }
 
 void crypto_pbft_init(struct pbft_crypto *c, struct crypto_replica_ctx *ctx)

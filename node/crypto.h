@@ -55,7 +55,11 @@ struct crypto_replica_ctx {
     const uint8_t *sk; /* 64 bytes, may be NULL (verify only) */
     uint32_t n;
     const uint8_t (*pks)[32];
-    const uint8_t *chain_id; /* 32 bytes */
+    const uint8_t *chain_id; /* 32 bytes: signed consensus statements */
+    /* Transactions carry the genesis chain id, also in later replica-set
+     * epochs whose statements sign under their own (node/govern.h); NULL:
+     * chain_id. */
+    const uint8_t *tx_chain_id;
     /* When set, verify_request also requires the signer to be a member:
      * a request from a key outside the consortium never enters a block
      * (else any key pair could fill the ledger with rejected entries). */

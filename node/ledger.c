@@ -21,6 +21,7 @@
 static const char key_chain[] = "m/chain";
 static const char key_tip[] = "m/tip";
 static const char key_cert_top[] = "m/cert";
+static const char key_epoch[] = "e/"; /* H -> the ReplicaSet block H made */
 
 static const char repair_hint[] =
     "run `trialchain-node --repair`, or wipe the data directory to rebuild "
@@ -654,6 +655,128 @@ void ledger_tip(const struct ledger *l, struct ledger_tip *out)
     *out = l->tip;
 }
 
+/* ---- replica sets -------------------------------------------------------- */
+
+/* A ReplicaSet message borrowing a gov_replica_set's strings and keys. */
+struct replica_set_pb {
+    Tc__ReplicaSet set;
+    Tc__ReplicaInfo info[PBFT_MAX_REPLICAS];
+    Tc__ReplicaInfo *ptrs[PBFT_MAX_REPLICAS];
+};
+
+static void replica_set_pb_fill(struct replica_set_pb *pb,
+                                const struct gov_replica_set *s)
+{
+    LG_ASSERT(s->n <= PBFT_MAX_REPLICAS);
+    tc__replica_set__init(&pb->set);
+    for (uint32_t i = 0; i < s->n; i++) {
+        Tc__ReplicaInfo *r = &pb->info[i];
+
+        tc__replica_info__init(r);
+        r->slot = s->r[i].slot;
+        r->name = (char *)s->r[i].name;
+        r->public_key =
+            (ProtobufCBinaryData){32, (uint8_t *)s->r[i].public_key};
+        r->peer_url = (char *)s->r[i].peer_url;
+        pb->ptrs[i] = r;
+    }
+    pb->set.n_replicas = s->n;
+    pb->set.replicas = pb->ptrs;
+}
+
+/* The epoch index entry of the last change block below `height`: *found
+ * false when there is none (the genesis set certifies `height`). */
+static int epoch_find(struct ledger *l, uint64_t height, bool *found,
+                      uint64_t *at, unsigned char **bytes, size_t *len)
+{
+    struct store_iter *it;
+    const unsigned char *k, *v;
+    size_t kl, vl;
+
+    *found = false;
+    it = store_iter_new(l->store, key_epoch, strlen(key_epoch), NULL, 0);
+    if (it == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    /* Changes are rare (governance): a scan of the index is short. */
+    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+        uint64_t h;
+
+        if (kl != 10)
+            continue;
+        h = store_get_be64(k + 2);
+        if (h >= height)
+            break;
+        free(*bytes);
+        *bytes = malloc(vl ? vl : 1);
+        if (*bytes == NULL) {
+            store_iter_free(it);
+            return seterr(l, LG_ENOMEM, "out of memory");
+        }
+        memcpy(*bytes, v, vl);
+        *len = vl;
+        *at = h;
+        *found = true;
+    }
+    store_iter_free(it);
+    return LG_OK;
+}
+
+int ledger_replica_set_at(struct ledger *l, uint64_t height,
+                          struct gov_replica_set *out)
+{
+    unsigned char *bytes = NULL;
+    Tc__ReplicaSet *pb;
+    uint64_t at = 0;
+    size_t len = 0;
+    bool found;
+    char why[200];
+    int rv;
+
+    rv = epoch_find(l, height, &found, &at, &bytes, &len);
+    if (rv != LG_OK || !found) {
+        free(bytes);
+        if (rv == LG_OK)
+            gov_replica_set_genesis(l->g, out);
+        return rv;
+    }
+    pb = tc__replica_set__unpack(NULL, len, bytes);
+    free(bytes);
+    rv = LG_OK;
+    if (pb == NULL || !verify_replica_set_decode(pb, at, out, why, sizeof(why)))
+        rv = seterr(l, LG_ECORRUPT,
+                    "the stored replica set of block %llu is corrupt; %s",
+                    (unsigned long long)at, repair_hint);
+    tc__replica_set__free_unpacked(pb, NULL);
+    return rv;
+}
+
+int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap, size_t *n)
+{
+    struct store_iter *it;
+    const unsigned char *k, *v;
+    size_t kl, vl;
+
+    *n = 0;
+    it = store_iter_new(l->store, key_epoch, strlen(key_epoch), NULL, 0);
+    if (it == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+        uint64_t h;
+
+        if (kl != 10)
+            continue;
+        h = store_get_be64(k + 2);
+        /* Entries above the tip may linger after a rebuild: not ours. */
+        if (h > l->tip.height)
+            break;
+        if (*n < cap)
+            heights[*n] = h;
+        (*n)++;
+    }
+    store_iter_free(it);
+    return LG_OK;
+}
+
 /* ---- building a block --------------------------------------------------- */
 
 static Tc__TxStatus status_pb(enum tx_status s)
@@ -784,12 +907,69 @@ static int build_execute(struct ledger *l, uint64_t height, uint64_t time_ms,
     return LG_OK;
 }
 
-/* Packs header and block, and puts the block and the new tip into txn. */
+/* The replica set this block's governance put in force, or *next = NULL
+ * when the block changed nothing. *next is malloc'd (the caller frees it)
+ * and checked as a verifier will check it: a set the registry got wrong
+ * must not be certified into the chain. */
+static int build_next_set(struct ledger *l, uint64_t height, struct built *bt,
+                          struct gov_replica_set **next)
+{
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    struct gov_replica_set *check = malloc(sizeof(*check));
+    struct replica_set_pb *pb = malloc(sizeof(*pb));
+    char why[200];
+    int rv = LG_OK;
+
+    *next = NULL;
+    if (set == NULL || check == NULL || pb == NULL)
+        rv = seterr(l, LG_ENOMEM, "out of memory");
+    if (rv == LG_OK) {
+        rv = registry_replica_set_txn(l->reg, bt->txn, set);
+        if (rv != LG_OK)
+            seterr(l, rv, "reading the replica set after block %llu failed: %s",
+                   (unsigned long long)height, lg_strerror(rv));
+    }
+    if (rv == LG_OK && set->base_height == height) {
+        replica_set_pb_fill(pb, set);
+        if (verify_replica_set_decode(&pb->set, height, check, why,
+                                      sizeof(why)))
+            *next = set;
+        else
+            rv = seterr(l, LG_ECORRUPT,
+                        "block %llu's new replica set is not valid: %s",
+                        (unsigned long long)height, why);
+    }
+    if (*next == NULL)
+        free(set);
+    free(check);
+    free(pb);
+    return rv;
+}
+
+/* Puts the epoch index entry of a change block: its new set's bytes. */
+static int epoch_put(struct ledger *l, struct store_txn *txn, uint64_t height,
+                     const Tc__ReplicaSet *set)
+{
+    unsigned char key[KEY_MAX];
+    size_t len = tc__replica_set__get_packed_size(set);
+    uint8_t *bytes = malloc(len ? len : 1);
+
+    if (bytes == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    tc__replica_set__pack(set, bytes);
+    store_txn_put(txn, key, store_key_u64(key, key_epoch, height), bytes, len);
+    free(bytes);
+    return LG_OK;
+}
+
+/* Packs header and block, and puts the block, the new tip and (for a
+ * change block) the epoch index entry into txn. */
 static int build_seal(struct ledger *l, uint64_t height, uint64_t view,
                       const ProtobufCBinaryData *txs, struct scratch *sc,
-                      struct built *bt)
+                      const struct gov_replica_set *next, struct built *bt)
 {
     Tc__BlockHeader h = TC__BLOCK_HEADER__INIT;
+    struct replica_set_pb *pb = NULL;
     Tc__Block b = TC__BLOCK__INIT;
     uint8_t tx_root[32], res_root[32], root[32], *block;
     unsigned char key[KEY_MAX], tip[TIP_FIXED + 32 * MERKLE_MAX_PATH];
@@ -809,11 +989,25 @@ static int build_seal(struct ledger *l, uint64_t height, uint64_t view,
     h.results_root = (ProtobufCBinaryData){32, res_root};
     h.log_size = bt->log.size;
     h.log_root = (ProtobufCBinaryData){32, root};
+    if (next != NULL) {
+        pb = malloc(sizeof(*pb));
+        if (pb == NULL)
+            return seterr(l, LG_ENOMEM, "out of memory");
+        replica_set_pb_fill(pb, next);
+        h.next_replicas = &pb->set;
+        if (epoch_put(l, bt->txn, height, &pb->set) != LG_OK) {
+            free(pb);
+            return LG_ENOMEM;
+        }
+    }
     bt->header_len = tc__block_header__get_packed_size(&h);
     bt->header = malloc(bt->header_len);
-    if (bt->header == NULL)
+    if (bt->header == NULL) {
+        free(pb);
         return seterr(l, LG_ENOMEM, "out of memory");
+    }
     tc__block_header__pack(&h, bt->header);
+    free(pb);
     crypto_sha256(bt->header, bt->header_len, bt->hash);
 
     b.header = (ProtobufCBinaryData){bt->header_len, bt->header};
@@ -854,6 +1048,7 @@ static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
                         const ProtobufCBinaryData *txs, struct built *bt)
 {
     struct scratch sc;
+    struct gov_replica_set *next = NULL;
     int rv;
 
     LG_ASSERT(height == l->tip.height + 1);
@@ -869,7 +1064,10 @@ static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
     if (rv == LG_OK)
         rv = build_execute(l, height, time_ms, txs, &sc, bt);
     if (rv == LG_OK)
-        rv = build_seal(l, height, view, txs, &sc, bt);
+        rv = build_next_set(l, height, bt, &next);
+    if (rv == LG_OK)
+        rv = build_seal(l, height, view, txs, &sc, next, bt);
+    free(next);
     scratch_free(&sc);
     if (rv != LG_OK)
         built_free(bt);
@@ -1152,12 +1350,93 @@ static void proof_set(Tc__InclusionProof *p, uint64_t index, uint64_t size,
     p->path = pb;
 }
 
+void ledger_epoch_links_free(Tc__EpochLink **links, size_t n)
+{
+    for (size_t i = 0; links != NULL && i < n; i++)
+        tc__epoch_link__free_unpacked(links[i], NULL);
+    free(links);
+}
+
+/* The link of change block `height` as its own protobuf-c allocation. */
+static int epoch_link_load(struct ledger *l, uint64_t height,
+                           Tc__EpochLink **out)
+{
+    Tc__EpochLink link = TC__EPOCH_LINK__INIT;
+    Tc__Certificate *cert = NULL;
+    const Tc__Block *b;
+    const Tc__BlockHeader *h;
+    uint8_t *buf;
+    size_t len;
+    int rv;
+
+    rv = ledger_get_cert(l, height, &cert);
+    if (rv == LG_ENOTFOUND)
+        return seterr(l, LG_ENOTREADY,
+                      "block %llu, which changed the replica set, is not "
+                      "certified yet: ask again shortly",
+                      (unsigned long long)height);
+    if (rv != LG_OK)
+        return rv;
+    rv = block_load(l, height, &b, &h);
+    if (rv != LG_OK) {
+        tc__certificate__free_unpacked(cert, NULL);
+        return rv;
+    }
+    link.header = b->header;
+    link.cert = cert;
+    len = tc__epoch_link__get_packed_size(&link);
+    buf = malloc(len ? len : 1);
+    if (buf != NULL) {
+        tc__epoch_link__pack(&link, buf);
+        *out = tc__epoch_link__unpack(NULL, len, buf);
+    }
+    free(buf);
+    tc__certificate__free_unpacked(cert, NULL);
+    if (buf == NULL || *out == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    return LG_OK;
+}
+
+int ledger_epoch_links(struct ledger *l, uint64_t height, Tc__EpochLink ***out,
+                       size_t *n)
+{
+    uint64_t *heights = NULL;
+    Tc__EpochLink **links = NULL;
+    size_t total = 0, got = 0, k = 0;
+    int rv;
+
+    *out = NULL;
+    *n = 0;
+    rv = ledger_epochs(l, NULL, 0, &total);
+    if (rv != LG_OK || total == 0)
+        return rv;
+    heights = malloc(total * sizeof(*heights));
+    if (heights == NULL)
+        return seterr(l, LG_ENOMEM, "out of memory");
+    rv = ledger_epochs(l, heights, total, &got);
+    while (rv == LG_OK && k < got && k < total && heights[k] < height)
+        k++;
+    if (rv == LG_OK && k > 0 && (links = calloc(k, sizeof(*links))) == NULL)
+        rv = seterr(l, LG_ENOMEM, "out of memory");
+    for (size_t i = 0; rv == LG_OK && i < k; i++)
+        rv = epoch_link_load(l, heights[i], &links[i]);
+    free(heights);
+    if (rv != LG_OK) {
+        ledger_epoch_links_free(links, k);
+        return rv;
+    }
+    *out = links;
+    *n = k;
+    return LG_OK;
+}
+
 /* Packs the receipt from borrowed parts and unpacks it into *out, so the
  * caller owns one protobuf-c allocation. */
 static int receipt_pack(struct ledger *l, const Tc__Block *b,
                         const Tc__BlockHeader *h,
                         const struct ledger_tx_loc *loc, Tc__Certificate *cert,
-                        struct receipt_parts *p, Tc__Receipt **out)
+                        struct receipt_parts *p, Tc__EpochLink **links,
+                        size_t n_links, Tc__Receipt **out)
 {
     Tc__Receipt r = TC__RECEIPT__INIT;
     Tc__InclusionProof lp = TC__INCLUSION_PROOF__INIT;
@@ -1177,6 +1456,8 @@ static int receipt_pack(struct ledger *l, const Tc__Block *b,
     r.log_proof = &lp;
     r.block_proof = &bp;
     r.result_proof = &rp;
+    r.n_epochs = n_links;
+    r.epochs = links;
     len = tc__receipt__get_packed_size(&r);
     buf = malloc(len);
     if (buf == NULL)
@@ -1210,6 +1491,8 @@ int ledger_receipt(struct ledger *l, const uint8_t tx_id[32], Tc__Receipt **out)
 {
     struct ledger_tx_loc loc;
     struct receipt_parts *p = NULL;
+    Tc__EpochLink **links = NULL;
+    size_t n_links = 0;
     Tc__Certificate *cert = NULL;
     const Tc__Block *b;
     const Tc__BlockHeader *h;
@@ -1226,6 +1509,12 @@ int ledger_receipt(struct ledger *l, const uint8_t tx_id[32], Tc__Receipt **out)
                       (unsigned long long)loc.height);
     if (rv != LG_OK)
         return rv;
+    /* Before the tx's block: block_load keeps one block at a time. */
+    rv = ledger_epoch_links(l, loc.height, &links, &n_links);
+    if (rv != LG_OK) {
+        tc__certificate__free_unpacked(cert, NULL);
+        return rv;
+    }
     rv = block_load(l, loc.height, &b, &h);
     if (rv == LG_OK && (loc.index >= b->n_txs || b->n_results != b->n_txs))
         rv = seterr(l, LG_ECORRUPT, "the tx index disagrees with block %llu",
@@ -1241,8 +1530,9 @@ int ledger_receipt(struct ledger *l, const uint8_t tx_id[32], Tc__Receipt **out)
         rv = receipt_block_proofs(l, b, loc.index, p->tx_path, &p->n_tx,
                                   p->res_path, &p->n_res);
     if (rv == LG_OK)
-        rv = receipt_pack(l, b, h, &loc, cert, p, out);
+        rv = receipt_pack(l, b, h, &loc, cert, p, links, n_links, out);
     free(p);
+    ledger_epoch_links_free(links, n_links);
     tc__certificate__free_unpacked(cert, NULL);
     return rv;
 }
@@ -1266,8 +1556,28 @@ static uint8_t *dup_bytes(const void *p, size_t n)
     return d;
 }
 
-/* The genesis name of the tx's signer, "" when unknown or undecodable. */
-static const char *signer_name(const struct ledger *l,
+/* The member holding or having held key pk: from the registry's committed
+ * state (members added or rotated by governance), else the genesis. */
+static void member_name(struct ledger *l, const uint8_t pk[32], char *buf,
+                        size_t buf_len)
+{
+    const struct genesis_member *m;
+
+    if (l->reg != NULL) {
+        struct gov_member gm;
+
+        if (registry_member_by_key(l->reg, l->store, pk, &gm) == LG_OK) {
+            snprintf(buf, buf_len, "%.*s", (int)sizeof(gm.name) - 1, gm.name);
+            return;
+        }
+    }
+    m = genesis_member_by_key(l->g, pk);
+    if (m != NULL)
+        snprintf(buf, buf_len, "%s", m->name);
+}
+
+/* The name of the tx's signer, "" when unknown or undecodable. */
+static const char *signer_name(struct ledger *l,
                                const ProtobufCBinaryData *signed_tx, char *buf,
                                size_t buf_len)
 {
@@ -1278,13 +1588,8 @@ static const char *signer_name(const struct ledger *l,
     st = tc__signed_tx__unpack(NULL, signed_tx->len, signed_tx->data);
     if (st != NULL)
         tx = tc__tx__unpack(NULL, st->body.len, st->body.data);
-    if (tx != NULL && tx->signer.len == 32) {
-        const struct genesis_member *m =
-            genesis_member_by_key(l->g, tx->signer.data);
-
-        if (m != NULL)
-            snprintf(buf, buf_len, "%s", m->name);
-    }
+    if (tx != NULL && tx->signer.len == 32)
+        member_name(l, tx->signer.data, buf, buf_len);
     tc__tx__free_unpacked(tx, NULL);
     tc__signed_tx__free_unpacked(st, NULL);
     return buf;
@@ -1371,22 +1676,58 @@ static const char *header_diff(const uint8_t *a, size_t al, const uint8_t *b,
         what = "log_size/log_root (the logs differ before this block)";
     else if (BIN_NE(prev_hash) || BIN_NE(chain_id) || x->height != y->height)
         what = "chain link";
+    else if ((x->next_replicas == NULL) != (y->next_replicas == NULL))
+        what = "next_replicas (whether the block changed the replica set)";
+    else if (x->next_replicas != NULL)
+        what = "next_replicas (the new replica set)";
 #undef BIN_NE
     tc__block_header__free_unpacked(x, NULL);
     tc__block_header__free_unpacked(y, NULL);
     return what;
 }
 
+/* The epoch that certifies block `height` (*ep malloc'd; free it). */
+static int epoch_at(struct ledger *l, uint64_t height, struct verify_epoch **ep)
+{
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    int rv;
+
+    *ep = malloc(sizeof(**ep));
+    if (set == NULL || *ep == NULL) {
+        free(set);
+        free(*ep);
+        *ep = NULL;
+        return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    rv = ledger_replica_set_at(l, height, set);
+    if (rv == LG_OK)
+        verify_epoch_of_set(l->g->chain_id, set, *ep);
+    free(set);
+    if (rv != LG_OK) {
+        free(*ep);
+        *ep = NULL;
+    }
+    return rv;
+}
+
 /* A certified block at or below the tip: the same as ours, or a fork. */
 static int certified_old(struct ledger *l, const Tc__Block *b,
                          const Tc__BlockHeader *h, const Tc__Certificate *cert)
 {
+    struct verify_epoch *ep;
     uint8_t hash[32], ours[32];
     char why[200];
+    bool ok;
     int rv;
 
     crypto_sha256(b->header.data, b->header.len, hash);
-    if (!verify_certificate(l->g, h->height, hash, cert, why, sizeof(why)))
+    rv = epoch_at(l, h->height, &ep);
+    if (rv != LG_OK)
+        return rv;
+    ok = verify_cert_with_set(&ep->set, ep->epoch_chain_id, h->height, hash,
+                              cert, why, sizeof(why));
+    free(ep);
+    if (!ok)
         return seterr(l, LG_EBADMSG, "fetched block %llu: %s",
                       (unsigned long long)h->height, why);
     rv = ledger_block_hash(l, h->height, ours);
@@ -1443,12 +1784,35 @@ static int certified_apply(struct ledger *l, const Tc__Block *b,
     return rv;
 }
 
+/* Block tip + 1: verified against the set in force at its height (the
+ * set after the last change block), then re-executed. */
+static int certified_next(struct ledger *l, const uint8_t *block_bytes,
+                          size_t len, const Tc__Block *b,
+                          const Tc__BlockHeader *h, const Tc__Certificate *cert)
+{
+    struct verify_epoch *ep;
+    char why[256];
+    bool ok;
+    int rv;
+
+    rv = epoch_at(l, l->tip.height + 1, &ep);
+    if (rv != LG_OK)
+        return rv;
+    ok = verify_block_walk(ep, block_bytes, len, cert, l->tip.block_hash,
+                           l->tip.height + 1, NULL, why, sizeof(why));
+    free(ep);
+    if (!ok)
+        return seterr(l, LG_EBADMSG,
+                      "fetched block %llu fails verification: %s",
+                      (unsigned long long)h->height, why);
+    return certified_apply(l, b, h, cert);
+}
+
 int ledger_apply_certified(struct ledger *l, const uint8_t *block_bytes,
                            size_t len, const Tc__Certificate *cert)
 {
     Tc__Block *b = NULL;
     Tc__BlockHeader *h = NULL;
-    char why[200];
     int rv;
 
     if (l->reg == NULL)
@@ -1468,12 +1832,8 @@ int ledger_apply_certified(struct ledger *l, const uint8_t *block_bytes,
                     "the blocks before it first",
                     (unsigned long long)h->height,
                     (unsigned long long)l->tip.height);
-    } else if (!verify_block(l->g, block_bytes, len, cert, l->tip.block_hash,
-                             l->tip.height + 1, NULL, why, sizeof(why))) {
-        rv = seterr(l, LG_EBADMSG, "fetched block %llu fails verification: %s",
-                    (unsigned long long)h->height, why);
     } else {
-        rv = certified_apply(l, b, h, cert);
+        rv = certified_next(l, block_bytes, len, b, h, cert);
     }
     tc__block_header__free_unpacked(h, NULL);
     tc__block__free_unpacked(b, NULL);
@@ -1569,8 +1929,8 @@ static int rebuild_one(struct ledger *l, uint64_t height)
 
 static int rebuild_run(struct ledger *l, uint64_t *height)
 {
-    static const char *const derived[] = {"m/tip", "t/", "l/",
-                                          "n/",    "r/", "x/"};
+    static const char *const derived[] = {"m/tip", "t/", "l/", "n/",
+                                          "r/",    "x/", "e/"};
     unsigned char tip[TIP_FIXED + 32 * MERKLE_MAX_PATH];
     struct store_batch *b;
     int rv;

@@ -13,6 +13,12 @@
  * global log (leaf i = the i-th transaction ever ordered) after the block.
  * Empty batches make empty blocks.
  *
+ * Replica-set changes (govern.h). When a block's governance changed the
+ * replica set (registry_replica_set_txn gives base_height = the block's
+ * height), its header carries the new set as next_replicas. That block is
+ * still certified by the set before it; every later block, up to the next
+ * change, by the new one under gov_epoch_chain_id(chain id, H).
+ *
  * Storage (see store.h for the prefixes):
  *   "m/chain"  chain id (32)          "m/tip"   tip record (below)
  *   "m/cert"   highest certified height (8, big-endian)
@@ -21,6 +27,8 @@
  *   "l/" I     leaf I: leaf hash (32) | height (8) | index in block (4)
  *   "n/" L I   (L = 1 byte level >= 1, I = 8 bytes) the root of the complete
  *              subtree over leaves [I * 2^L, (I + 1) * 2^L)
+ *   "e/" H     epoch index: block H changed the replica set; the value is
+ *              the ReplicaSet bytes of its header's next_replicas
  *   The tip record is height (8) | block hash (32) | block time (8) |
  *   log size (8) | the log's frontier: one hash per set bit of the size,
  *   highest level first. Opening reads the tip and the tip block only, and
@@ -103,6 +111,27 @@ void ledger_tip(const struct ledger *l, struct ledger_tip *out);
 int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
                  uint8_t block_hash[32]) LG_MUST_CHECK;
 
+/* The replica set that certifies block `height`: the set made by the last
+ * change block below `height` (base_height = that block), else the genesis
+ * set (base 0). Any height, also above the tip (then: the current set).
+ * LG_ECORRUPT for an index entry that does not decode; LG_EIO, LG_ENOMEM. */
+int ledger_replica_set_at(struct ledger *l, uint64_t height,
+                          struct gov_replica_set *out) LG_MUST_CHECK;
+/* The heights of the blocks that changed the replica set, ascending:
+ * heights[0..min(*n, cap)) are filled and *n gets how many there are. */
+int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap,
+                  size_t *n) LG_MUST_CHECK;
+
+/* The epoch links a verifier holding only the genesis needs to check block
+ * `height`: the header and certificate of every change block below it,
+ * oldest first (what Receipt.epochs and BlockReply.epochs carry). *out
+ * gets n links, each its own protobuf-c allocation; release them with
+ * ledger_epoch_links_free(*out, *n). LG_ENOTREADY when a change block is
+ * not certified yet. */
+int ledger_epoch_links(struct ledger *l, uint64_t height, Tc__EpochLink ***out,
+                       size_t *n) LG_MUST_CHECK;
+void ledger_epoch_links_free(Tc__EpochLink **links, size_t n);
+
 /* Stores the certificate of block cert->seq (synced). The core verified its
  * votes; they are not checked again here. It may come before the block (a
  * lagging node): it is stored anyway, keyed by height. When the block
@@ -129,9 +158,13 @@ int ledger_find_tx(struct ledger *l, const uint8_t tx_id[32],
 /* Everything to check tx_id offline with the genesis (see verify_receipt):
  * the tx, its result, its block's header and certificate, its inclusion in
  * the block's tx_root and results_root, and in the global log at the
- * block's own log_size (the size in the certified header). *out is owned by
+ * block's own log_size (the size in the certified header), and the epoch
+ * links: the header and certificate of every replica-set change block
+ * below the tx's block, oldest first, which take a verifier holding only
+ * the genesis to the set that certified the tx's block. *out is owned by
  * the caller: tc__receipt__free_unpacked(*out, NULL).
- * LG_ENOTFOUND (unknown tx), LG_ENOTREADY (block not certified yet). */
+ * LG_ENOTFOUND (unknown tx), LG_ENOTREADY (the block or a change block
+ * before it is not certified yet). */
 int ledger_receipt(struct ledger *l, const uint8_t tx_id[32],
                    Tc__Receipt **out) LG_MUST_CHECK;
 
@@ -148,15 +181,19 @@ int ledger_log_root(struct ledger *l, uint64_t size,
 
 /* The transaction at log_index, with where it sits. On success out's
  * tx_id, signed_tx, result and signer_name are malloc'd: release them with
- * ledger_entry_clear(out). signer_name is the genesis member name of the
- * signer, "" if unknown. LG_ENOTFOUND past the log's end. */
+ * ledger_entry_clear(out). signer_name is the name of the member that
+ * holds or held the signing key (committed state, so a rotated-away key
+ * still names its member; the genesis for a read-only ledger), "" if
+ * unknown. LG_ENOTFOUND past the log's end. */
 int ledger_entry(struct ledger *l, uint64_t log_index,
                  Tc__LedgerEntry *out) LG_MUST_CHECK;
 void ledger_entry_clear(Tc__LedgerEntry *e);
 
 /* Catch-up (state transfer): applies block tip + 1 fetched from a peer.
- * Checks it with verify_block (chain, height tip + 1, prev_hash = tip hash,
- * roots, certificate by a quorum of genesis replicas), re-executes its txs
+ * Checks it with verify_block_walk (chain, height tip + 1, prev_hash = tip
+ * hash, roots, certificate by a quorum of the replica set in force at that
+ * height, ledger_replica_set_at, under its epoch chain id; a block
+ * certified by an older set fails), re-executes its txs
  * through the registry, and requires the recomputed header to be
  * byte-identical to the certified one: state is rebuilt and checked, never
  * trusted. Stores the recomputed block, the certificate, the index and the

@@ -23,6 +23,8 @@ struct net_peer {
     uint32_t id;
     nng_socket push;
     bool open;
+    bool present;     /* a replica holds this slot (under n->mu) */
+    char url[256];    /* what push dials */
     atomic_int pipes; /* connected outgoing pipes */
     uint8_t *key;     /* 32 bytes in n->keys (sodium_malloc) */
     /* token bucket, touched only by the single receive callback */
@@ -41,7 +43,11 @@ struct net {
     nng_socket pull;
     bool pull_open;
     nng_aio *rx;
-    uint8_t *keys; /* n * 32, sodium_malloc, read-only after open */
+    /* NET_MAX_PEERS * 32, sodium_malloc, read-only but while net_update
+     * writes it. mu guards keys, present and n against the receive
+     * callback: net_update runs on the caller's thread. */
+    uint8_t *keys;
+    pthread_mutex_t mu;
     struct net_peer peers[NET_MAX_PEERS];
     atomic_uint_fast64_t frames_in, frames_out, bytes_in, bytes_out,
         dropped_bad, dropped_throttled, dropped_full;
@@ -142,20 +148,31 @@ static void net_handle_frame(struct net *n, const uint8_t *frame, size_t len)
         net_drop_bad(n, "short", len);
         return;
     }
-    if (from >= n->n || from == n->self) {
+    uint8_t key[32];
+    pthread_mutex_lock(&n->mu);
+    bool known = from < n->n && from != n->self && n->peers[from].present;
+    if (known)
+        memcpy(key, n->peers[from].key, 32);
+    pthread_mutex_unlock(&n->mu);
+    if (!known) {
         net_drop_bad(n, "unknown-sender", len);
         return;
     }
     struct net_peer *p = &n->peers[from];
-    if (!net_bucket_take(n, p))
+    if (!net_bucket_take(n, p)) {
+        sodium_memzero(key, sizeof(key));
         return;
+    }
     size_t pt_len = len - NET_OVERHEAD;
     uint8_t *pt = malloc(pt_len > 0 ? pt_len : 1);
     if (pt == NULL) {
+        sodium_memzero(key, sizeof(key));
         net_drop_bad(n, "no-memory", len);
         return;
     }
-    if (net_frame_open(p->key, frame, len, pt) != LG_OK) {
+    int orv = net_frame_open(key, frame, len, pt);
+    sodium_memzero(key, sizeof(key));
+    if (orv != LG_OK) {
         free(pt);
         net_drop_bad(n, "not-authentic", len);
         return;
@@ -207,6 +224,7 @@ static int net_dial_peer(struct net *n, struct net_peer *p, const char *url,
         return LG_ENET;
     }
     p->open = true;
+    snprintf(p->url, sizeof(p->url), "%s", url);
     (void)nng_socket_set_int(p->push, NNG_OPT_SENDBUF,
                              (int)(sendbuf > 8192 ? 8192 : sendbuf));
     (void)nng_socket_set_ms(p->push, NNG_OPT_RECONNMINT, 100);
@@ -255,10 +273,16 @@ static int net_listen(struct net *n, const char *url, char *err, size_t err_len)
 static int net_derive_keys(struct net *n, const struct net_params *p, char *err,
                            size_t err_len)
 {
-    n->keys = sodium_malloc((size_t)p->n * 32u);
+    n->keys = sodium_malloc((size_t)NET_MAX_PEERS * 32u);
     if (n->keys == NULL) {
         snprintf(err, err_len, "out of memory for link keys.");
         return LG_ENOMEM;
+    }
+    sodium_memzero(n->keys, (size_t)NET_MAX_PEERS * 32u);
+    for (uint32_t i = 0; i < NET_MAX_PEERS; i++) {
+        n->peers[i].net = n;
+        n->peers[i].id = i;
+        n->peers[i].key = n->keys + (size_t)i * 32u;
     }
     for (uint32_t i = 0; i < p->n; i++) {
         struct net_peer *peer = &n->peers[i];
@@ -268,10 +292,11 @@ static int net_derive_keys(struct net *n, const struct net_params *p, char *err,
         peer->tokens = n->burst;
         peer->refill_ms = lg_mono_ms();
         atomic_init(&peer->pipes, 0);
-        if (i == p->self) {
+        if (i == p->self || p->peer_urls[i] == NULL) {
             memset(peer->key, 0, 32);
             continue;
         }
+        peer->present = true;
         if (net_pair_key(p->sk, p->pks[i], peer->key) != LG_OK) {
             snprintf(err, err_len,
                      "replica %u's public key in genesis is not a usable "
@@ -298,6 +323,7 @@ int net_open(const struct net_params *p, struct net **out, char *err,
     }
     n->self = p->self;
     n->n = p->n;
+    pthread_mutex_init(&n->mu, NULL);
     n->recv_max = p->recv_max_bytes;
     n->rate = p->msgs_per_s;
     n->burst = p->burst;
@@ -307,7 +333,7 @@ int net_open(const struct net_params *p, struct net **out, char *err,
     if (rv == LG_OK)
         rv = net_listen(n, p->listen_url, err, err_len);
     for (uint32_t i = 0; rv == LG_OK && i < p->n; i++) {
-        if (i != p->self)
+        if (i != p->self && n->peers[i].present)
             rv = net_dial_peer(n, &n->peers[i], p->peer_urls[i], p->sendbuf,
                                err, err_len);
     }
@@ -319,6 +345,58 @@ int net_open(const struct net_params *p, struct net **out, char *err,
     return LG_OK;
 }
 
+int net_update(struct net *n, const struct net_params *p, char *err,
+               size_t err_len)
+{
+    if (p->n < 1 || p->n > NET_MAX_PEERS || p->self != n->self) {
+        snprintf(err, err_len, "bad replica count or id.");
+        return LG_EINVAL;
+    }
+    int rv = LG_OK;
+    pthread_mutex_lock(&n->mu);
+    sodium_mprotect_readwrite(n->keys);
+    for (uint32_t i = 0; i < NET_MAX_PEERS; i++) {
+        struct net_peer *peer = &n->peers[i];
+        bool want = i < p->n && i != n->self && p->peer_urls[i] != NULL;
+        if (!want) {
+            /* The socket stays open (closing a dialer mid-connect leaks
+             * inside NNG 1.5.2); nothing is sent to or taken from it. */
+            peer->present = false;
+            continue;
+        }
+        uint8_t key[32];
+        if (net_pair_key(p->sk, p->pks[i], key) != LG_OK) {
+            snprintf(err, err_len,
+                     "replica %u's public key is not a usable Ed25519 key.", i);
+            peer->present = false;
+            rv = LG_ECONFIG;
+            continue;
+        }
+        memcpy(peer->key, key, 32);
+        sodium_memzero(key, sizeof(key));
+        if (peer->open && strcmp(peer->url, p->peer_urls[i]) != 0) {
+            nng_close(peer->push); /* the replica moved */
+            peer->open = false;
+        }
+        if (!peer->open) {
+            peer->tokens = n->burst;
+            peer->refill_ms = lg_mono_ms();
+            int drv = net_dial_peer(n, peer, p->peer_urls[i], p->sendbuf, err,
+                                    err_len);
+            if (drv != LG_OK) {
+                rv = drv;
+                continue;
+            }
+        }
+        peer->present = true;
+    }
+    if (p->n > n->n)
+        n->n = p->n;
+    sodium_mprotect_readonly(n->keys);
+    pthread_mutex_unlock(&n->mu);
+    return rv;
+}
+
 void net_close(struct net *n)
 {
     if (n == NULL)
@@ -327,12 +405,13 @@ void net_close(struct net *n)
         nng_aio_stop(n->rx);
     if (n->pull_open)
         nng_close(n->pull);
-    for (uint32_t i = 0; i < n->n; i++) {
+    for (uint32_t i = 0; i < NET_MAX_PEERS; i++) {
         if (n->peers[i].open)
             nng_close(n->peers[i].push);
     }
     nng_aio_free(n->rx);
     sodium_free(n->keys);
+    pthread_mutex_destroy(&n->mu);
     free(n);
 }
 
@@ -341,7 +420,8 @@ void net_close(struct net *n)
 
 int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
 {
-    if (to >= n->n || to == n->self || !n->peers[to].open)
+    if (to >= n->n || to == n->self || !n->peers[to].open ||
+        !n->peers[to].present)
         return LG_EINVAL;
     nng_msg *m;
     if (nng_msg_alloc(&m, len + NET_OVERHEAD) != 0)
@@ -360,9 +440,14 @@ int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
 void net_broadcast(struct net *n, const uint8_t *data, size_t len)
 {
     for (uint32_t i = 0; i < n->n; i++) {
-        if (i != n->self)
+        if (i != n->self && n->peers[i].present)
             (void)net_send(n, i, data, len);
     }
+}
+
+bool net_peer_present(struct net *n, uint32_t id)
+{
+    return n != NULL && id < n->n && n->peers[id].present;
 }
 
 bool net_peer_connected(struct net *n, uint32_t id)
@@ -371,7 +456,7 @@ bool net_peer_connected(struct net *n, uint32_t id)
         return false;
     if (id == n->self)
         return true;
-    return atomic_load(&n->peers[id].pipes) > 0;
+    return n->peers[id].present && atomic_load(&n->peers[id].pipes) > 0;
 }
 
 void net_get_stats(struct net *n, struct net_stats *st)
@@ -385,7 +470,8 @@ void net_get_stats(struct net *n, struct net_stats *st)
     st->dropped_throttled = atomic_load(&n->dropped_throttled);
     st->dropped_send_full = atomic_load(&n->dropped_full);
     for (uint32_t i = 0; i < n->n; i++) {
-        if (i != n->self && atomic_load(&n->peers[i].pipes) > 0)
+        if (i != n->self && n->peers[i].present &&
+            atomic_load(&n->peers[i].pipes) > 0)
             st->peers_connected++;
     }
 }

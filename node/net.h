@@ -40,7 +40,9 @@ struct net_params {
     const uint8_t *sk;        /* this replica's Ed25519 secret key (64) */
     const uint8_t (*pks)[32]; /* n Ed25519 public keys, by replica id */
     const char *listen_url;
-    const char *const *peer_urls; /* n URLs; [self] is not dialed */
+    /* n URLs by slot; [self] is not dialed; NULL: no replica holds that
+     * slot now (pks[i] is then ignored and frames claiming it dropped) */
+    const char *const *peer_urls;
     uint32_t recv_max_bytes;
     uint32_t sendbuf;    /* messages buffered per outgoing link */
     uint32_t msgs_per_s; /* token bucket per sender */
@@ -66,6 +68,12 @@ struct net;
  * holds a sentence (e.g. the address is in use). */
 int net_open(const struct net_params *p, struct net **out, char *err,
              size_t err_len) LG_MUST_CHECK;
+/* Changes the peers in place (same self and listener): slots that appear
+ * are dialed, a slot whose URL changed is dialed again, a slot whose key
+ * changed gets its new pairwise key, and a slot given a NULL URL stops
+ * sending and receiving. In-flight frames of unchanged links are kept. */
+int net_update(struct net *n, const struct net_params *p, char *err,
+               size_t err_len) LG_MUST_CHECK;
 /* Closes every socket; after return no callback runs. Accepts NULL. */
 void net_close(struct net *n);
 
@@ -76,6 +84,8 @@ int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len);
 void net_broadcast(struct net *n, const uint8_t *data, size_t len);
 
 bool net_peer_connected(struct net *n, uint32_t id);
+/* True when a replica holds slot id (we dial it and accept its frames). */
+bool net_peer_present(struct net *n, uint32_t id);
 void net_get_stats(struct net *n, struct net_stats *st);
 
 /* ---- pure frame helpers (tests, fuzzing) ---------------------------------

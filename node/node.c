@@ -85,7 +85,7 @@ static void node_input_free(struct node_input *in)
 }
 
 /* Runs on an NNG thread. */
-static void node_peer_recv(void *arg, uint32_t from, uint8_t *data, size_t len)
+void node_peer_recv(void *arg, uint32_t from, uint8_t *data, size_t len)
 {
     struct node *n = arg;
     struct node_input in = {
@@ -176,7 +176,7 @@ static void node_send_faulty_to(struct node *n, uint32_t to,
                                 const struct node_out *o, uint64_t now)
 {
     struct faultnet_verdict v;
-    faultnet_decide(&n->faults, n->self, to, now, &v);
+    faultnet_decide(&n->faults, n->slot, to, now, &v);
     for (uint32_t k = 0; k < v.n_copies && k < 2; k++) {
         if (v.at_ms[k] <= now)
             (void)net_send(n->net, to, o->buf, o->len);
@@ -192,8 +192,8 @@ static void node_send_faulty(struct node *n, const struct node_out *o)
         node_send_faulty_to(n, o->to, o, now);
         return;
     }
-    for (uint32_t to = 0; to < n->genesis->n_replicas; to++) {
-        if (to != n->self)
+    for (uint32_t to = 0; to < GOV_SLOTS_MAX; to++) {
+        if (to != n->slot && net_peer_present(n->net, to))
             node_send_faulty_to(n, to, o, now);
     }
 }
@@ -238,6 +238,10 @@ int node_flush(struct node *n)
     }
     for (size_t i = 0; i < n->n_out; i++) {
         struct node_out *o = &n->outbox[i];
+        if (n->net == NULL) {
+            free(o->buf); /* links failed to reopen: the node is stopping */
+            continue;
+        }
         if (n->faults.enabled)
             node_send_faulty(n, o);
         else if (o->to == PBFT_BROADCAST)
@@ -250,8 +254,8 @@ int node_flush(struct node *n)
     return LG_OK;
 }
 
-static void node_send_one(struct node *n, uint32_t to,
-                          const struct pbft_msg *msg)
+void node_send_core(struct node *n, const struct gov_replica_set *set,
+                    uint32_t to, const struct pbft_msg *msg)
 {
     uint8_t *body = NULL;
     size_t blen = 0;
@@ -264,7 +268,8 @@ static void node_send_one(struct node *n, uint32_t to,
     f.body_case = TC__PEER_FRAME__BODY_CONSENSUS;
     f.consensus.data = body;
     f.consensus.len = blen;
-    node_send_frame(n, to, &f);
+    f.epoch = set->base_height;
+    node_send_frame(n, node_slot_of(set, to), &f);
     free(body);
 }
 
@@ -272,7 +277,7 @@ static void node_send(struct node *n, const struct pbft_send *s)
 {
     struct byz_out out;
     if (n->byz == NULL) {
-        node_send_one(n, s->to, s->msg);
+        node_send_core(n, &n->set, s->to, s->msg);
         return;
     }
     /* Byzantine test mode: what this replica says instead (its records
@@ -280,12 +285,12 @@ static void node_send(struct node *n, const struct pbft_send *s)
     if (byz_transform(n->byz, s->to, s->msg, &out) != LG_OK)
         return;
     for (uint32_t i = 0; i < out.n_sends; i++)
-        node_send_one(n, out.sends[i].to, out.sends[i].msg);
+        node_send_core(n, &n->set, out.sends[i].to, out.sends[i].msg);
 }
 
 void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
 {
-    if (to == n->self)
+    if (to == n->slot)
         return;
     if (n->n_out == n->out_cap && node_flush(n) != LG_OK)
         return;
@@ -300,6 +305,8 @@ void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
 static int node_execute(struct node *n, const struct pbft_execute *ex)
 {
     uint8_t hash[32];
+    if (n->switch_at != 0)
+        return LG_OK; /* beyond a replica-set change: void (node_epoch.c) */
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);
     int rv;
@@ -335,6 +342,7 @@ static int node_execute(struct node *n, const struct pbft_execute *ex)
     e->seq = ex->seq;
     memcpy(e->digest, hash, 32);
     n->exec_len++;
+    (void)node_epoch_changed(n, ex->seq);
     char hex[65];
     lg_hex(hash, 32, hex);
     lg_log(LG_DEBUG, "block_committed", "height=%llu view=%llu txs=%u hash=%s",
@@ -377,7 +385,7 @@ static int node_handle_ready(struct node *n, const struct pbft_ready *r)
     /* Queued, not sent: they leave after node_flush's synced write. */
     for (uint32_t i = 0; i < r->n_msgs; i++)
         node_send(n, &r->msgs[i]);
-    for (uint32_t i = 0; i < r->n_execute; i++) {
+    for (uint32_t i = 0; i < r->n_execute && n->switch_at == 0; i++) {
         rv = node_execute(n, &r->execute[i]);
         if (rv != LG_OK)
             return rv;
@@ -396,6 +404,8 @@ static int node_handle_ready(struct node *n, const struct pbft_ready *r)
 
 int node_step(struct node *n, const struct pbft_event *ev)
 {
+    if (n->pbft == NULL)
+        return LG_OK; /* not a replica of the current set */
     struct pbft_ready r;
     memset(&r, 0, sizeof(r));
     int prv = pbft_step(n->pbft, ev, &r);
@@ -423,6 +433,8 @@ int node_process(struct node *n, struct pbft_ready *first)
         rv = node_handle_ready(n, &r);
         pbft_advance(n->pbft);
     }
+    if (rv == LG_OK && n->switch_at != 0)
+        rv = node_epoch_switch(n);
     if (rv != LG_OK)
         n->fatal = rv;
     return rv;
@@ -431,9 +443,26 @@ int node_process(struct node *n, struct pbft_ready *first)
 /* ---- peer input ------------------------------------------------------------
  */
 
-static void node_peer_consensus(struct node *n, uint32_t from,
+static void node_peer_consensus(struct node *n, uint32_t slot, uint64_t epoch,
                                 const uint8_t *buf, size_t len)
 {
+    /* Route by epoch to the core of that replica set, naming the sender
+     * by its index there; anything else is of no use to us. */
+    const struct gov_replica_set *set = NULL;
+    struct pbft *core = NULL;
+    if (n->pbft != NULL && epoch == n->set.base_height) {
+        set = &n->set;
+        core = n->pbft;
+    } else if (n->old != NULL && epoch == n->old->set.base_height) {
+        set = &n->old->set;
+        core = n->old->pbft;
+    }
+    int idx = set != NULL ? gov_replica_index(set, slot) : -1;
+    if (idx < 0) {
+        atomic_fetch_add(&n->dropped_unwanted, 1);
+        return;
+    }
+    uint32_t from = (uint32_t)idx;
     struct pbft_msg *m = NULL;
     if (codec_decode_msg(buf, len, &n->limits, &m) != LG_OK) {
         atomic_fetch_add(&n->dropped_undecodable, 1);
@@ -465,8 +494,13 @@ static void node_peer_consensus(struct node *n, uint32_t from,
     default:
         break;
     }
-    if (!pbft_wants(n->pbft, from, m->type, view, seq)) {
+    if (!pbft_wants(core, from, m->type, view, seq)) {
         atomic_fetch_add(&n->dropped_unwanted, 1);
+        codec_msg_free(m);
+        return;
+    }
+    if (core != n->pbft) {
+        node_old_receive(n, from, m);
         codec_msg_free(m);
         return;
     }
@@ -495,7 +529,8 @@ static void node_peer_input(struct node *n, uint32_t from, const uint8_t *buf,
             n->peer_tip = f->heartbeat->last_certified;
         break;
     case TC__PEER_FRAME__BODY_CONSENSUS:
-        node_peer_consensus(n, from, f->consensus.data, f->consensus.len);
+        node_peer_consensus(n, from, f->epoch, f->consensus.data,
+                            f->consensus.len);
         break;
     case TC__PEER_FRAME__BODY_BLOCK_REQUEST:
         node_fetch_serve(n, from, f->block_request);
@@ -551,7 +586,9 @@ static void node_heartbeat(struct node *n)
     struct ledger_tip tip;
     struct pbft_status st;
     ledger_tip(n->ledger, &tip);
-    pbft_get_status(n->pbft, &st);
+    memset(&st, 0, sizeof(st));
+    if (n->pbft != NULL)
+        pbft_get_status(n->pbft, &st);
     Tc__Heartbeat hb = TC__HEARTBEAT__INIT;
     hb.height = tip.height;
     hb.last_certified = tip.last_certified;
@@ -567,7 +604,8 @@ static void node_timers(struct node *n)
 {
     uint64_t now = lg_now_ms();
     node_heartbeat(n);
-    if (now >= pbft_deadline_ms(n->pbft)) {
+    node_old_tick(n, now);
+    if (n->pbft != NULL && now >= pbft_deadline_ms(n->pbft)) {
         struct pbft_event ev = {.type = PBFT_EV_TIMEOUT, .now_ms = now};
         (void)node_step(n, &ev);
     }
@@ -579,11 +617,13 @@ static void node_timers(struct node *n)
 int node_run(struct node *n)
 {
     struct node_input batch[NODE_DRAIN_MAX];
-    lg_log(LG_INFO, "node_running", "replica=%u n=%u", n->self,
-           n->genesis->n_replicas);
+    lg_log(LG_INFO, "node_running", "replica=%u n=%u", n->slot, n->set.n);
     while (n->running && n->fatal == LG_OK) {
         uint64_t now = lg_now_ms();
-        uint64_t deadline = pbft_deadline_ms(n->pbft);
+        uint64_t deadline =
+            n->pbft != NULL ? pbft_deadline_ms(n->pbft) : UINT64_MAX;
+        if (n->old != NULL && pbft_deadline_ms(n->old->pbft) < deadline)
+            deadline = pbft_deadline_ms(n->old->pbft);
         uint64_t wait = deadline <= now ? 0 : deadline - now;
         if (wait > NODE_IDLE_WAIT_MS)
             wait = NODE_IDLE_WAIT_MS;
@@ -614,27 +654,6 @@ int node_run(struct node *n)
 
 /* ---- open / close
  * ------------------------------------------------------------ */
-
-static int node_check_key(struct node *n, char *err, size_t err_len)
-{
-    const struct node_config *c = n->cfg;
-    if (c->replica_id >= n->genesis->n_replicas) {
-        snprintf(err, err_len,
-                 "replica_id %u in %s/config.json is not a replica of this "
-                 "genesis (it has %u).",
-                 c->replica_id, c->home, n->genesis->n_replicas);
-        return LG_ECONFIG;
-    }
-    const struct genesis_replica *r = &n->genesis->replicas[c->replica_id];
-    if (memcmp(r->public_key, n->key.public_key, 32) != 0) {
-        snprintf(err, err_len,
-                 "the key in %s is not replica %u's key in genesis: this "
-                 "home holds another node's key.",
-                 c->key_path, c->replica_id);
-        return LG_ECONFIG;
-    }
-    return LG_OK;
-}
 
 static int node_open_data(struct node *n, char *err, size_t err_len)
 {
@@ -710,13 +729,6 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
     return rv;
 }
 
-/* Members come from the genesis (governance will move them to registry
- * state applied at checkpoint boundaries). */
-static bool node_is_member(void *arg, const uint8_t pk[32])
-{
-    return genesis_member_by_key(arg, pk) != NULL;
-}
-
 /* The test modes (never set in production): TRIALCHAIN_FAULTS makes this
  * node's outgoing links lossy (faultnet.h), TRIALCHAIN_BYZANTINE makes the
  * replica lie on the wire (byz.h). Both are logged loudly at start. */
@@ -767,38 +779,20 @@ static int node_open_test_modes(struct node *n, const struct pbft_config *pc,
 
 static int node_open_core(struct node *n, char *err, size_t err_len)
 {
+    int rv = node_epoch_open(n, err, err_len);
+    if (rv != LG_OK || n->pbft == NULL)
+        return rv;
     struct pbft_config pc;
     pbft_config_defaults(&pc);
     genesis_pbft_config(n->genesis, &pc);
+    pc.n = n->set.n;
     pc.self = n->self;
-    /* The chain id is the "hash of block 0" (ledger.h). */
-    memcpy(pc.genesis_digest, n->genesis->chain_id, 32);
-    memcpy(pc.chain_id, n->genesis->chain_id, 32);
-    pc.request_bytes_max = TX_BYTES_MAX;
-    for (uint32_t i = 0; i < n->genesis->n_replicas; i++)
-        memcpy(n->pks[i], n->genesis->replicas[i].public_key, 32);
-    n->cctx.sk = n->key.secret_key;
-    n->cctx.n = n->genesis->n_replicas;
-    n->cctx.pks = (const uint8_t(*)[32])n->pks;
-    n->cctx.chain_id = n->genesis->chain_id;
-    n->cctx.is_member = node_is_member;
-    n->cctx.member_arg = n->genesis;
-    crypto_pbft_init(&pc.crypto, &n->cctx);
-    n->crypto = pc.crypto;
-    n->pending_share = pc.pending_max / n->genesis->n_replicas;
-    if (n->pending_share < 1)
-        n->pending_share = 1;
-    codec_limits_from_config(&pc, &n->limits);
-    if (n->limits.msg_bytes_max > n->cfg->limits.peer_recv_max_bytes)
-        n->limits.msg_bytes_max = n->cfg->limits.peer_recv_max_bytes;
-    const char *why = NULL;
-    n->pbft = pbft_new(&pc, &why);
-    if (n->pbft == NULL) {
-        snprintf(err, err_len, "cannot start consensus: %s.",
-                 why ? why : "bad parameters");
-        return LG_ECONFIG;
-    }
-    int rv = node_open_test_modes(n, &pc, err, err_len);
+    pc.crypto = n->crypto;
+    memcpy(pc.chain_id, n->keys->chain_id, 32);
+    if (ledger_block_hash(n->ledger, n->set.base_height, pc.genesis_digest) !=
+        LG_OK)
+        return LG_ECORRUPT;
+    rv = node_open_test_modes(n, &pc, err, err_len);
     if (rv != LG_OK)
         return rv;
     return node_restore(n, err, err_len);
@@ -807,26 +801,7 @@ static int node_open_core(struct node *n, char *err, size_t err_len)
 static int node_open_io(struct node *n, char *err, size_t err_len)
 {
     const struct node_config *c = n->cfg;
-    const struct genesis *g = n->genesis;
-    const char *urls[PBFT_MAX_REPLICAS];
-    for (uint32_t i = 0; i < g->n_replicas; i++)
-        urls[i] = g->replicas[i].peer_url;
-    struct net_params np = {
-        .self = n->self,
-        .n = g->n_replicas,
-        .sk = n->key.secret_key,
-        .pks = (const uint8_t(*)[32])n->pks,
-        .listen_url = c->peer_listen_url[0] ? c->peer_listen_url
-                                            : g->replicas[n->self].peer_url,
-        .peer_urls = urls,
-        .recv_max_bytes = c->limits.peer_recv_max_bytes,
-        .sendbuf = c->limits.peer_sendbuf,
-        .msgs_per_s = c->limits.peer_msgs_per_s,
-        .burst = c->limits.peer_burst,
-        .recv = node_peer_recv,
-        .arg = n,
-    };
-    int rv = net_open(&np, &n->net, err, err_len);
+    int rv = node_net_open(n, err, err_len);
     if (rv != LG_OK)
         return rv;
     struct api_params ap = {
@@ -868,7 +843,8 @@ static int node_alloc(const struct node_config *cfg, struct node **out)
     if (n == NULL)
         return LG_ENOMEM;
     n->cfg = cfg;
-    n->self = cfg->replica_id;
+    n->self = NODE_NO_INDEX;
+    n->slot = cfg->replica_id;
     n->running = true;
     n->q_cap = cfg->limits.queue_max;
     n->q = calloc((size_t)n->q_cap + 1, sizeof(*n->q));
@@ -916,9 +892,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *err,
         goto out_close;
     }
     n->key_loaded = true;
-    rv = node_check_key(n, err, err_len);
-    if (rv == LG_OK)
-        rv = node_open_data(n, err, err_len);
+    rv = node_open_data(n, err, err_len);
     if (rv == LG_OK)
         rv = node_open_core(n, err, err_len);
     if (rv == LG_OK)
@@ -957,6 +931,8 @@ void node_close(struct node *n)
     }
     node_waiters_free(n);
     pbft_free(n->pbft);
+    node_keys_free(n->keys);
+    node_old_free(n);
     byz_free(n->byz);
     for (size_t i = 0; i < n->n_delayed; i++)
         free(n->delayed[i].buf);

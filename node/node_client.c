@@ -49,6 +49,8 @@ int node_waiters_init(struct node *n, uint32_t max)
 
 void node_waiters_free(struct node *n)
 {
+    for (uint32_t w = 0; n->waiters != NULL && w < n->n_waiters_max; w++)
+        free(n->waiters[w].data);
     free(n->waiters);
     free(n->wait_index);
     n->waiters = NULL;
@@ -71,10 +73,15 @@ static void widx_rebuild(struct node *n)
 
 static struct node_waiter *waiter_add(struct node *n, struct api_call *call,
                                       const struct tx_view *v,
+                                      const ProtobufCBinaryData *signed_tx,
                                       uint64_t deadline_ms)
 {
     if (n->n_waiters >= n->n_waiters_max)
         return NULL;
+    uint8_t *copy = malloc(signed_tx->len > 0 ? signed_tx->len : 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, signed_tx->data, signed_tx->len);
     uint32_t w = 0;
     while (n->waiters[w].used)
         w++; /* bounded: fewer than max are used */
@@ -82,6 +89,8 @@ static struct node_waiter *waiter_add(struct node *n, struct api_call *call,
     memset(wt, 0, sizeof(*wt));
     wt->used = true;
     wt->call = call;
+    wt->data = copy;
+    wt->len = signed_tx->len;
     memcpy(wt->tx_id, v->tx_id, 32);
     memcpy(wt->client, v->signer, 32);
     wt->req_no = v->nonce;
@@ -109,6 +118,8 @@ static void waiter_remove(struct node *n, struct node_waiter *wt)
     }
     wt->used = false;
     wt->call = NULL;
+    free(wt->data);
+    wt->data = NULL;
     n->n_waiters--;
     if (n->n_waiters == 0)
         widx_rebuild(n); /* drops the tombstones */
@@ -184,6 +195,30 @@ void node_waiters_recheck(struct node *n)
             wt->height = loc.height;
     }
     node_waiters_certified(n);
+}
+
+void node_waiters_resubmit(struct node *n)
+{
+    uint32_t count = 0;
+    for (uint32_t w = 0; w < n->n_waiters_max && n->pbft != NULL; w++) {
+        struct node_waiter *wt = &n->waiters[w];
+        if (!wt->used || wt->height != 0 || wt->data == NULL)
+            continue;
+        struct pbft_request req;
+        memcpy(req.client, wt->client, 32);
+        req.req_no = wt->req_no;
+        req.len = (uint32_t)wt->len;
+        req.data = wt->data;
+        struct pbft_event ev = {.type = PBFT_EV_REQUEST, .now_ms = lg_now_ms()};
+        ev.u.request = &req;
+        struct pbft_ready r;
+        memset(&r, 0, sizeof(r));
+        (void)pbft_step(n->pbft, &ev, &r);
+        (void)node_process(n, &r);
+        count++;
+    }
+    if (count > 0)
+        lg_log(LG_INFO, "requests_resubmitted", "count=%u", count);
 }
 
 void node_waiters_retransmitted(struct node *n,
@@ -267,13 +302,26 @@ static void node_submit(struct node *n, struct api_call *call,
         submit_refused(n, call, rv, why[0] ? why : lg_strerror(rv));
         return;
     }
-    if (genesis_member_by_key(n->genesis, v.signer) == NULL) {
-        /* A valid signature from outside the consortium: refused here and
-         * by every replica's request check, never ordered. */
+    char code[40] = "";
+    if (registry_signer_check(n->registry, n->store, v.signer, code, why,
+                              sizeof(why)) != LG_OK) {
+        /* A key outside the consortium (refused by every replica's request
+         * check too, never ordered), or a member that may not sign now
+         * (suspended, removed, rotated key): the registry would only
+         * record the refusal, so say it here. */
         tx_view_free(&v);
-        submit_refused(n, call, LG_EPERM,
-                       "the transaction is signed by a key that is not a "
-                       "member of this consortium (not in its genesis)");
+        char msg[320];
+        snprintf(msg, sizeof(msg), "%s: %s", code[0] ? code : "refused",
+                 why[0] ? why : "the signer may not submit transactions");
+        submit_refused(n, call, LG_EPERM, msg);
+        return;
+    }
+    if (n->pbft == NULL) {
+        tx_view_free(&v);
+        api_reply_error(call, TC__REPLY_CODE__REPLY_NOT_READY,
+                        "This node is not a replica of the current set (it "
+                        "follows the ledger until governance adds it); "
+                        "submit to another node.");
         return;
     }
     struct pbft_status st;
@@ -299,7 +347,7 @@ static void node_submit(struct node *n, struct api_call *call,
         timeout = WAIT_MAX_MS;
     struct node_waiter *wt = NULL;
     if (sub->wait) {
-        wt = waiter_add(n, call, &v, lg_now_ms() + timeout);
+        wt = waiter_add(n, call, &v, &sub->signed_tx, lg_now_ms() + timeout);
         if (wt == NULL) {
             tx_view_free(&v);
             api_reply_error(call, TC__REPLY_CODE__REPLY_BUSY,
@@ -350,6 +398,19 @@ static void node_submit(struct node *n, struct api_call *call,
 /* ---- queries
  * ---------------------------------------------------------------------- */
 
+static void query_governance(struct node *n, struct api_call *call,
+                             const Tc__QueryGovernance *q)
+{
+    Tc__ClientReply r = TC__CLIENT_REPLY__INIT;
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    /* Expiry is judged against the last block's time, as the registry
+     * will when it executes the next approval. */
+    node_gov_query(n->registry, n->store, tip.time_ms, q, &r);
+    api_reply(call, &r);
+    node_gov_query_clear(&r);
+}
+
 static void reply_error_rv(struct api_call *call, int rv, const char *what)
 {
     char msg[256];
@@ -368,15 +429,17 @@ static void query_status(struct node *n, struct api_call *call)
 {
     struct pbft_status st;
     struct ledger_tip tip;
-    pbft_get_status(n->pbft, &st);
+    memset(&st, 0, sizeof(st));
+    if (n->pbft != NULL)
+        pbft_get_status(n->pbft, &st);
     ledger_tip(n->ledger, &tip);
     Tc__StatusReply s = TC__STATUS_REPLY__INIT;
     s.chain_id.data = n->genesis->chain_id;
     s.chain_id.len = 32;
-    s.replica = n->self;
+    s.replica = n->slot;
     s.height = tip.height;
     s.view = st.view;
-    s.primary = st.primary;
+    s.primary = node_slot_of(&n->set, st.primary);
     s.last_block_hash.data = tip.block_hash;
     s.last_block_hash.len = 32;
     s.log_size = tip.log_size;
@@ -384,16 +447,22 @@ static void query_status(struct node *n, struct api_call *call)
     s.log_root.len = 32;
     uint32_t live = node_peers_live(n);
     s.peers_connected = live;
-    s.n_replicas = n->genesis->n_replicas;
+    s.n_replicas = n->set.n;
     s.stable_seq = st.stable_seq;
     s.last_certified = tip.last_certified;
-    char *reasons[3];
-    char r0[128], r1[128];
+    char *reasons[4];
+    char r0[128], r1[128], r3[128];
     size_t nr = 0;
-    if (live + 1 < pbft_quorum(n->genesis->n_replicas)) {
+    if (n->pbft == NULL) {
+        snprintf(r3, sizeof(r3),
+                 "not a replica of the current set of %u (waiting for "
+                 "governance to add it)",
+                 n->set.n);
+        reasons[nr++] = r3;
+    }
+    if (live + 1 < pbft_quorum(n->set.n)) {
         snprintf(r0, sizeof(r0), "hearing from %u of %u replicas, quorum is %u",
-                 live + 1, n->genesis->n_replicas,
-                 pbft_quorum(n->genesis->n_replicas));
+                 live + 1, n->set.n, pbft_quorum(n->set.n));
         reasons[nr++] = r0;
     }
     if (n->fetch.active || st.fetching_state) {
@@ -440,10 +509,23 @@ static void query_block(struct node *n, struct api_call *call, uint64_t h)
     Tc__BlockReply br = TC__BLOCK_REPLY__INIT;
     br.block = b;
     br.cert = cert;
+    /* The replica-set changes below h, so that a client holding only the
+     * genesis can check h's certificate. A change block not certified yet
+     * leaves them out (the client then says it cannot check). */
+    Tc__EpochLink **links = NULL;
+    size_t n_links = 0;
+    if (ledger_epoch_links(n->ledger, h, &links, &n_links) == LG_OK) {
+        br.epochs = links;
+        br.n_epochs = n_links;
+    } else {
+        links = NULL;
+        n_links = 0;
+    }
     Tc__ClientReply r = TC__CLIENT_REPLY__INIT;
     r.reply_case = TC__CLIENT_REPLY__REPLY_BLOCK;
     r.block = &br;
     api_reply(call, &r);
+    ledger_epoch_links_free(links, n_links);
     tc__block__free_unpacked(b, NULL);
     if (cert != NULL)
         tc__certificate__free_unpacked(cert, NULL);
@@ -678,6 +760,9 @@ void node_client_handle(struct node *n, struct api_call *call,
         break;
     case TC__CLIENT_REQUEST__REQ_GENESIS:
         query_genesis(n, call);
+        break;
+    case TC__CLIENT_REQUEST__REQ_GOVERNANCE:
+        query_governance(n, call, req->governance);
         break;
     default:
         api_reply_error(call, TC__REPLY_CODE__REPLY_BAD_REQUEST,

@@ -14,9 +14,11 @@
 #include "crypto.h"
 #include "faultnet.h"
 #include "genesis.h"
+#include "govern.h"
 #include "http.h"
 #include "ledger.h"
 #include "net.h"
+#include "node_gov.h"
 #include "node.h"
 #include "pbft.h"
 #include "peer.pb-c.h"
@@ -49,6 +51,8 @@ struct node_exec {
 struct node_waiter {
     bool used;
     struct api_call *call;
+    uint8_t *data; /* the SignedTx, to submit again after an epoch switch */
+    size_t len;
     uint8_t tx_id[32];
     uint8_t client[32];
     uint64_t req_no;
@@ -89,8 +93,31 @@ struct node_metrics {
     uint64_t peer_tip;    /* highest certified height a peer told us */
     uint32_t peers_live;  /* heard from within NODE_PEER_LIVE_MS */
     uint64_t view_behind; /* see node_view_behind */
+    bool replica;         /* in the current replica set */
+    uint32_t n_replicas;
+    uint64_t epoch_base;
+    struct net_stats net;
 };
 
+/* One epoch's consensus keys: the crypto context a core was made with
+ * points here, so each core owns one (node_epoch.c). */
+struct node_keys {
+    struct crypto_replica_ctx cctx;
+    uint8_t pks[PBFT_MAX_REPLICAS][32];
+    uint8_t chain_id[32]; /* gov_epoch_chain_id of the epoch */
+};
+
+/* The previous epoch's core, kept (in memory only) after a replica-set
+ * switch until it has the old set's certificate of the boundary block. */
+struct node_old_core {
+    struct pbft *pbft;
+    struct node_keys *keys;
+    struct gov_replica_set set;
+    pbft_seq stop;
+    uint64_t started_ms;
+};
+
+#define NODE_NO_INDEX     UINT32_MAX
 #define NODE_HEARTBEAT_MS 1000
 #define NODE_DELAYED_MAX  1024 /* frames held back by TRIALCHAIN_FAULTS */
 #define NODE_PEER_LIVE_MS 3500
@@ -98,13 +125,20 @@ struct node_metrics {
 
 struct node {
     const struct node_config *cfg;
+    /* Replicas are named two ways: a slot (stable, the peer links' id and
+     * what peer_* tables are indexed by) and the core's index in the
+     * current set (self; NODE_NO_INDEX when this node is not in it). */
     uint32_t self;
+    uint32_t slot;
+    struct gov_replica_set set; /* the epoch the core runs */
+    struct node_keys *keys;     /* the current core's */
+    struct node_old_core *old;  /* NULL unless switching */
+    pbft_seq switch_at;         /* executed a block that changed the set */
+    bool removed;               /* not in the set any more: stop when done */
     struct genesis *genesis;
     struct keyfile key;
     bool key_loaded;
-    uint8_t pks[PBFT_MAX_REPLICAS][32];
-    struct crypto_replica_ctx cctx;
-    struct pbft_crypto crypto; /* checks certificates fetched from peers */
+    struct pbft_crypto crypto; /* the current core's, for certificates */
     /* Client requests this node lets wait in its core at once: the
      * primary's pool holds every node's share, and a request forwarded
      * into a full pool is dropped there, so each node takes only 1/n. */
@@ -194,14 +228,46 @@ int node_step(struct node *n, const struct pbft_event *ev);
 /* Carries out a ready the core just returned (pbft_start), advances, and
  * feeds back executed blocks until none is left. */
 int node_process(struct node *n, struct pbft_ready *r);
-/* Queues a frame for after the next group commit. */
+/* Runs on an NNG thread: a peer frame for the input queue. */
+void node_peer_recv(void *arg, uint32_t from, uint8_t *data, size_t len);
+/* Sends a core's message: `to` is a replica index in `set` (or
+ * PBFT_BROADCAST), the frame carries the set's epoch. */
+void node_send_core(struct node *n, const struct gov_replica_set *set,
+                    uint32_t to, const struct pbft_msg *msg);
+/* Queues a frame for after the next group commit; `to` is a slot. */
 void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f);
 /* Makes every record written so far durable (one synced write), then sends
  * the queued frames. LG_EIO is fatal. */
 int node_flush(struct node *n);
 void node_log_dropped(struct node *n, const char *why, uint32_t from);
 
+/* node_epoch.c */
+/* At start, after the ledger is open: finds this node's slot and the set
+ * in force, drops consensus records of another epoch, makes the core (or
+ * none: a replica not yet added). */
+int node_epoch_open(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
+/* (Re)opens the peer links for the current set (and the old one while it
+ * lives), this node listening on its slot. */
+int node_net_open(struct node *n, char *err, size_t err_len) LG_MUST_CHECK;
+/* After executing block seq: true when it changed the replica set (the
+ * caller executes nothing beyond it, then calls node_epoch_switch). */
+bool node_epoch_changed(struct node *n, pbft_seq seq);
+/* Switches to the set in the ledger's state (after node_epoch_changed, or
+ * after catch-up installed blocks that changed it). */
+int node_epoch_switch(struct node *n);
+/* Feeds a consensus message of the previous epoch to the old core. */
+void node_old_receive(struct node *n, uint32_t from, const struct pbft_msg *m);
+void node_old_tick(struct node *n, uint64_t now_ms);
+void node_old_free(struct node *n);
+/* Slot of the core's replica index in `set`, or PBFT_BROADCAST. */
+uint32_t node_slot_of(const struct gov_replica_set *set, uint32_t index);
+/* The next slot after p in the current set, not this node's. */
+uint32_t node_next_peer(const struct node *n, uint32_t p);
+void node_keys_free(struct node_keys *k);
+
 /* node_client.c */
+/* After a switch: submits again what local clients still wait for. */
+void node_waiters_resubmit(struct node *n);
 int node_waiters_init(struct node *n, uint32_t max) LG_MUST_CHECK;
 void node_waiters_free(struct node *n);
 void node_waiters_executed(struct node *n, const uint8_t tx_id[32],

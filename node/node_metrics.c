@@ -17,8 +17,9 @@ uint32_t node_peers_live(const struct node *n)
 {
     uint32_t live = 0;
     unsigned long long mono = lg_mono_ms();
-    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
-        if (i != n->self && n->peer_seen_ms[i] != 0 &&
+    for (uint32_t k = 0; k < n->set.n; k++) {
+        uint32_t i = n->set.r[k].slot;
+        if (i != n->slot && i < GOV_SLOTS_MAX && n->peer_seen_ms[i] != 0 &&
             mono - n->peer_seen_ms[i] < NODE_PEER_LIVE_MS)
             live++;
     }
@@ -30,8 +31,9 @@ uint64_t node_view_behind(const struct node *n, uint64_t my_view)
     uint32_t ahead = 0;
     uint64_t lowest = UINT64_MAX;
     unsigned long long mono = lg_mono_ms();
-    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
-        if (i == n->self || n->peer_seen_ms[i] == 0 ||
+    for (uint32_t k = 0; k < n->set.n; k++) {
+        uint32_t i = n->set.r[k].slot;
+        if (i == n->slot || i >= GOV_SLOTS_MAX || n->peer_seen_ms[i] == 0 ||
             mono - n->peer_seen_ms[i] >= NODE_PEER_LIVE_MS ||
             n->peer_view[i] <= my_view)
             continue;
@@ -39,14 +41,22 @@ uint64_t node_view_behind(const struct node *n, uint64_t my_view)
         if (n->peer_view[i] < lowest)
             lowest = n->peer_view[i];
     }
-    return ahead >= pbft_faults(n->genesis->n_replicas) + 1 ? lowest : 0;
+    return ahead >= pbft_faults(n->set.n) + 1 ? lowest : 0;
 }
 
 void node_metrics_update(struct node *n)
 {
     struct node_metrics m;
     memset(&m, 0, sizeof(m));
-    pbft_get_status(n->pbft, &m.st);
+    if (n->pbft != NULL)
+        pbft_get_status(n->pbft, &m.st);
+    /* Replicas are shown by slot, their stable name. */
+    m.st.primary = node_slot_of(&n->set, m.st.primary);
+    m.replica = n->pbft != NULL;
+    m.n_replicas = n->set.n;
+    m.epoch_base = n->set.base_height;
+    if (n->net != NULL)
+        net_get_stats(n->net, &m.net);
     ledger_tip(n->ledger, &m.tip);
     m.commits_total = n->commits_total;
     m.txs_total = n->txs_total;
@@ -102,12 +112,19 @@ static void render_metric(struct body *b, const char *name, const char *type,
 static void render_metrics(struct node *n, const struct node_metrics *m,
                            struct body *b)
 {
-    struct net_stats ns;
+    /* The links' counters come from the loop's copy: the loop reopens the
+     * links when the replica set changes. */
+    struct net_stats ns = m->net;
     struct api_stats as;
-    net_get_stats(n->net, &ns);
     api_get_stats(n->api, &as);
     render_metric(b, "trialchain_view", "gauge", "Current PBFT view.",
                   m->st.view);
+    render_metric(b, "trialchain_replicas", "gauge",
+                  "Replicas in the set in force.", m->n_replicas);
+    render_metric(b, "trialchain_replica_set_height", "gauge",
+                  "Block whose governance made the replica set in force "
+                  "(0: the genesis set).",
+                  m->epoch_base);
     render_metric(b, "trialchain_primary", "gauge",
                   "Primary replica of the current view.", m->st.primary);
     render_metric(b, "trialchain_last_executed_seq", "gauge",
@@ -181,9 +198,14 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
 static void render_readyz(struct node *n, const struct node_metrics *m,
                           struct body *b, uint16_t *status)
 {
-    uint32_t total = n->genesis->n_replicas;
+    uint32_t total = m->n_replicas;
     uint32_t q = pbft_quorum(total);
     size_t before = b->len;
+    if (!m->replica)
+        body_printf(b,
+                    "not a replica of the current set of %u: following "
+                    "the ledger until governance adds this node\n",
+                    total);
     if (m->peers_live + 1 < q)
         body_printf(b, "hearing from %u of %u replicas, quorum is %u\n",
                     m->peers_live + 1, total, q);
@@ -248,7 +270,7 @@ void node_web_status(void *arg, struct web_status *out)
     m = n->m;
     pthread_mutex_unlock(&n->m_mu);
     memset(out, 0, sizeof(*out));
-    out->replica = n->self;
+    out->replica = n->slot;
     out->view = m.st.view;
     out->primary = m.st.primary;
     out->height = m.tip.height;
@@ -264,10 +286,12 @@ void node_web_status(void *arg, struct web_status *out)
         free(b.buf);
     }
     out->ready = status == 200;
-    for (uint32_t i = 0; i < n->genesis->n_replicas && i < PBFT_MAX_REPLICAS;
-         i++) {
-        out->connected[i] = i == n->self || net_peer_connected(n->net, i);
+    for (uint32_t k = 0; k < n->set.n; k++) {
+        uint32_t i = n->set.r[k].slot;
+        if (i >= PBFT_MAX_REPLICAS)
+            continue;
+        out->connected[i] = i == n->slot || net_peer_connected(n->net, i);
         out->peer_height[i] =
-            i == n->self ? m.tip.last_certified : n->peer_certified[i];
+            i == n->slot ? m.tip.last_certified : n->peer_certified[i];
     }
 }

@@ -36,6 +36,8 @@
 
 int node_restore(struct node *n, char *err, size_t err_len)
 {
+    if (n->pbft == NULL)
+        return LG_OK;
     struct store_iter *it = store_iter_new(n->store, CODEC_KEY_PREFIX,
                                            strlen(CODEC_KEY_PREFIX), NULL, 0);
     if (it == NULL) {
@@ -128,6 +130,13 @@ int node_start(struct node *n, char *err, size_t err_len)
     ledger_tip(n->ledger, &tip);
     struct pbft_ready r;
     memset(&r, 0, sizeof(r));
+    if (n->pbft == NULL) {
+        /* Not a replica (yet): follow the ledger through peers' blocks. */
+        node_certs_scan(n, tip.height > CERT_SCAN_BACK
+                               ? tip.height - CERT_SCAN_BACK + 1
+                               : 1);
+        return LG_OK;
+    }
     int prv = pbft_start(n->pbft, tip.height, tip.block_hash, lg_now_ms(), &r);
     if (prv != PBFT_OK) {
         pbft_advance(n->pbft);
@@ -202,6 +211,34 @@ void node_certs_scan(struct node *n, uint64_t from)
     }
 }
 
+/* A certificate of block h: a quorum of the replica set that certifies
+ * h, signed under that set's epoch chain id. */
+static bool cert_valid_at(struct node *n, uint64_t h, const Tc__Certificate *pc,
+                          const uint8_t hash[32])
+{
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    struct node_keys *k = calloc(1, sizeof(*k));
+    struct pbft_checkpoint_cert *cert = NULL;
+    bool ok = set != NULL && k != NULL &&
+              ledger_replica_set_at(n->ledger, h, set) == LG_OK;
+    if (ok) {
+        gov_replica_keys(set, k->pks);
+        gov_epoch_chain_id(n->genesis->chain_id, set->base_height, k->chain_id);
+        k->cctx.n = set->n;
+        k->cctx.pks = (const uint8_t(*)[32])k->pks;
+        k->cctx.chain_id = k->chain_id;
+        struct pbft_crypto c;
+        crypto_pbft_init(&c, &k->cctx);
+        ok = codec_cert_from_proto(pc, set->n, &cert) == LG_OK &&
+             cert->seq == h && memcmp(cert->digest, hash, 32) == 0 &&
+             pbft_checkpoint_cert_valid(&c, set->n, k->chain_id, cert);
+    }
+    free(cert);
+    free(set);
+    free(k);
+    return ok;
+}
+
 static void certs_repair_one(struct node *n, uint64_t h,
                              const Tc__CertifiedBlock *cb)
 {
@@ -214,12 +251,9 @@ static void certs_repair_one(struct node *n, uint64_t h,
     Tc__Certificate *pc =
         tc__certificate__unpack(NULL, cb->cert.len, cb->cert.data);
     struct pbft_checkpoint_cert *cert = NULL;
-    bool ok =
-        pc != NULL && ledger_block_hash(n->ledger, h, hash) == LG_OK &&
-        codec_cert_from_proto(pc, n->genesis->n_replicas, &cert) == LG_OK &&
-        cert->seq == h && memcmp(cert->digest, hash, 32) == 0 &&
-        pbft_checkpoint_cert_valid(&n->crypto, n->genesis->n_replicas,
-                                   n->genesis->chain_id, cert);
+    bool ok = pc != NULL && ledger_block_hash(n->ledger, h, hash) == LG_OK &&
+              cert_valid_at(n, h, pc, hash) &&
+              codec_cert_from_proto(pc, PBFT_MAX_REPLICAS, &cert) == LG_OK;
     if (ok && ledger_put_cert(n->ledger, cert) == LG_OK) {
         n->unsynced = false;
         lg_log(LG_INFO, "certificate_repaired", "height=%llu",
@@ -248,8 +282,6 @@ static void certs_repair(struct node *n, const Tc__BlockChunk *chunk)
         n->cert_asked_ms = 0; /* ask for the rest now */
 }
 
-static uint32_t fetch_next_peer(const struct node *n, uint32_t p);
-
 static void certs_tick(struct node *n)
 {
     if (n->cert_missing_from == 0 || n->fetch.active)
@@ -258,7 +290,7 @@ static void certs_tick(struct node *n)
     if (n->cert_asked_ms != 0 && now - n->cert_asked_ms < FETCH_TIMEOUT_MS)
         return;
     n->cert_asked_ms = now;
-    n->cert_peer = fetch_next_peer(n, n->cert_peer);
+    n->cert_peer = node_next_peer(n, n->cert_peer);
     Tc__BlockRequest req = TC__BLOCK_REQUEST__INIT;
     req.from_height = n->cert_missing_from;
     req.max_blocks = SERVE_BLOCKS_MAX;
@@ -270,17 +302,6 @@ static void certs_tick(struct node *n)
 }
 
 /* ---- asking -------------------------------------------------------------- */
-
-static uint32_t fetch_next_peer(const struct node *n, uint32_t p)
-{
-    uint32_t count = n->genesis->n_replicas;
-    for (uint32_t i = 0; i < count; i++) {
-        p = (p + 1) % count;
-        if (p != n->self)
-            return p;
-    }
-    return p;
-}
 
 static void fetch_ask(struct node *n)
 {
@@ -327,7 +348,7 @@ static void fetch_begin(struct node *n, pbft_seq target, const uint8_t *digest,
 
 void node_fetch_start(struct node *n, pbft_seq target, const uint8_t digest[32])
 {
-    fetch_begin(n, target, digest, fetch_next_peer(n, n->self));
+    fetch_begin(n, target, digest, node_next_peer(n, n->slot));
 }
 
 /* Tells the core once the ledger holds the target block with the certified
@@ -379,13 +400,15 @@ static void fetch_when_stuck(struct node *n)
     }
     if (now - n->stuck_since_ms < FETCH_STUCK_MS)
         return;
-    uint32_t best = n->self;
-    for (uint32_t i = 0; i < n->genesis->n_replicas; i++) {
-        if (i != n->self && n->peer_certified[i] == n->peer_tip)
-            best = i;
+    uint32_t best = n->slot;
+    for (uint32_t i = 0; i < n->set.n; i++) {
+        uint32_t p = n->set.r[i].slot;
+        if (p != n->slot && p < GOV_SLOTS_MAX &&
+            n->peer_certified[p] == n->peer_tip)
+            best = p;
     }
-    if (best == n->self)
-        best = fetch_next_peer(n, n->self);
+    if (best == n->slot)
+        best = node_next_peer(n, n->slot);
     lg_log(LG_INFO, "catchup_stuck", "height=%llu peers_certified=%llu",
            (unsigned long long)tip.height, (unsigned long long)n->peer_tip);
     fetch_begin(n, n->peer_tip, NULL, best);
@@ -403,7 +426,7 @@ void node_fetch_tick(struct node *n, uint64_t now_ms)
     if (lg_mono_ms() - n->fetch.asked_ms < FETCH_TIMEOUT_MS)
         return;
     n->fetch.attempts++;
-    n->fetch.peer = fetch_next_peer(n, n->fetch.peer);
+    n->fetch.peer = node_next_peer(n, n->fetch.peer);
     lg_log(LG_WARN, "catchup_retry", "peer=%u attempts=%u target=%llu",
            n->fetch.peer, n->fetch.attempts,
            (unsigned long long)n->fetch.target);
@@ -447,13 +470,22 @@ void node_fetch_chunk(struct node *n, uint32_t from,
     if (applied > 0) {
         n->unsynced = false; /* each apply was a synced write */
         node_waiters_recheck(n);
+        /* The blocks may have changed the replica set (their certificates
+         * were checked against the set of each height). */
+        struct gov_replica_set now;
+        if (registry_replica_set(n->registry, n->store, &now) == LG_OK &&
+            now.base_height != n->set.base_height) {
+            n->switch_at = 0;
+            if (node_epoch_switch(n) != LG_OK)
+                return;
+        }
     }
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);
     lg_log(LG_DEBUG, "catchup_progress", "peer=%u applied=%llu height=%llu",
            from, (unsigned long long)applied, (unsigned long long)tip.height);
     if (bad || chunk->n_blocks == 0)
-        n->fetch.peer = fetch_next_peer(n, n->fetch.peer);
+        n->fetch.peer = node_next_peer(n, n->fetch.peer);
     fetch_check_done(n);
     if (n->fetch.active)
         fetch_ask(n);

@@ -7,7 +7,10 @@
  * Order of checks, each refusal a rejected result with a reason code:
  *   malformed-tx        the bytes are not a SignedTx/Tx with an action
  *   wrong-chain         the tx carries another consortium's chain id
- *   unknown-signer      the signer key is not a genesis member
+ *   unknown-signer      the signer key is no member's (genesis or added)
+ *   key-rotated, member-removed, member-suspended
+ *                       the member may not sign now (registry_gov.c); the
+ *                       nonce is not recorded
  *   replayed-nonce      nonce <= the signer's last recorded nonce (nonces
  *                       start at 1)
  *   clock-out-of-bounds client_time_ms differs from block time by more
@@ -32,11 +35,14 @@
  *   r/d/<dataset>\0            dataset (trial, site, hash, participants)
  *   r/g/<grant tx id 32>       access grant
  *   r/#<index prefix>          number of entries under an index prefix
+ *   r/G/...                    members, keys, replica set, proposals
+ *                              (registry_gov.c)
  * Indexes ("x/"), keyed so a prefix scan returns ledger order:
  *   x/t/<trial>\0<u64 log>           every tx naming the trial
  *   x/p/<trial>\0<pseud32><u64 log>  consent txs of a pseudonym
  *   x/m/<member>\0<u64 log>          txs signed by a member
  *   x/T/<u64 log>                    trial registrations (value: trial id)
+ *   x/G/<u64 log>                    governance proposals (value: its id)
  * Index values are one byte, the tx status (x/T: the trial id).
  */
 #include "registry.h"
@@ -93,17 +99,10 @@ int reg_get(const struct reg_src *src, const struct reg_key *k,
     return store_get(src->s, k->b, k->n, val, vlen);
 }
 
-/* ---- record encoding ------------------------------------------------------
- * A writer that grows a buffer and a reader that fails (bad = true) rather
- * than read past the end: records come from disk and are checked. */
+/* ---- record encoding (the contract is in registry_int.h) -------------------
+ */
 
-struct rbuf {
-    unsigned char *p;
-    size_t n, cap;
-    bool oom;
-};
-
-static void rb_bytes(struct rbuf *b, const void *p, size_t n)
+void rb_bytes(struct rbuf *b, const void *p, size_t n)
 {
     if (b->oom)
         return;
@@ -122,26 +121,26 @@ static void rb_bytes(struct rbuf *b, const void *p, size_t n)
     b->n += n;
 }
 
-static void rb_u8(struct rbuf *b, uint8_t v)
+void rb_u8(struct rbuf *b, uint8_t v)
 {
     rb_bytes(b, &v, 1);
 }
 
-static void rb_u32(struct rbuf *b, uint32_t v)
+void rb_u32(struct rbuf *b, uint32_t v)
 {
     unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 8), (unsigned char)v};
     rb_bytes(b, x, 4);
 }
 
-static void rb_u64(struct rbuf *b, uint64_t v)
+void rb_u64(struct rbuf *b, uint64_t v)
 {
     unsigned char x[8];
     store_put_be64(x, v);
     rb_bytes(b, x, 8);
 }
 
-static void rb_str(struct rbuf *b, const char *s)
+void rb_str(struct rbuf *b, const char *s)
 {
     size_t n = strlen(s);
     LG_ASSERT(n <= 0xffff);
@@ -150,13 +149,7 @@ static void rb_str(struct rbuf *b, const char *s)
     rb_bytes(b, s, n);
 }
 
-struct rrd {
-    const unsigned char *p;
-    size_t n, off;
-    bool bad;
-};
-
-static const unsigned char *rd_take(struct rrd *r, size_t n)
+const unsigned char *rd_take(struct rrd *r, size_t n)
 {
     if (r->bad || n > r->n - r->off) {
         r->bad = true;
@@ -167,13 +160,13 @@ static const unsigned char *rd_take(struct rrd *r, size_t n)
     return p;
 }
 
-static uint8_t rd_u8(struct rrd *r)
+uint8_t rd_u8(struct rrd *r)
 {
     const unsigned char *p = rd_take(r, 1);
     return p != NULL ? p[0] : 0;
 }
 
-static uint32_t rd_u32(struct rrd *r)
+uint32_t rd_u32(struct rrd *r)
 {
     const unsigned char *p = rd_take(r, 4);
     if (p == NULL)
@@ -182,13 +175,13 @@ static uint32_t rd_u32(struct rrd *r)
            (uint32_t)p[3];
 }
 
-static uint64_t rd_u64(struct rrd *r)
+uint64_t rd_u64(struct rrd *r)
 {
     const unsigned char *p = rd_take(r, 8);
     return p != NULL ? store_get_be64(p) : 0;
 }
 
-static void rd_fixed(struct rrd *r, void *out, size_t n)
+void rd_fixed(struct rrd *r, void *out, size_t n)
 {
     const unsigned char *p = rd_take(r, n);
     if (p != NULL)
@@ -196,7 +189,7 @@ static void rd_fixed(struct rrd *r, void *out, size_t n)
 }
 
 /* A length-prefixed string into out[cap]; too long for out is corrupt. */
-static void rd_str(struct rrd *r, char *out, size_t cap)
+void rd_str(struct rrd *r, char *out, size_t cap)
 {
     const unsigned char *h = rd_take(r, 2);
     size_t n = h != NULL ? ((size_t)h[0] << 8 | h[1]) : 0;
@@ -212,8 +205,8 @@ static void rd_str(struct rrd *r, char *out, size_t cap)
 }
 
 /* Reads a record; LG_ENOTFOUND, LG_EIO, or 0 with the reader set up. */
-static int rec_load(const struct reg_src *src, const struct reg_key *k,
-                    unsigned char **raw, struct rrd *rd)
+int rec_load(const struct reg_src *src, const struct reg_key *k,
+             unsigned char **raw, struct rrd *rd)
 {
     size_t n = 0;
     int rv = reg_get(src, k, raw, &n);
@@ -227,15 +220,14 @@ static int rec_load(const struct reg_src *src, const struct reg_key *k,
 }
 
 /* The whole value must be consumed: trailing bytes are corruption too. */
-static int rec_done(struct rrd *rd, unsigned char *raw)
+int rec_done(struct rrd *rd, unsigned char *raw)
 {
     bool bad = rd->bad || rd->off != rd->n;
     free(raw);
     return bad ? LG_ECORRUPT : LG_OK;
 }
 
-static void rec_store(struct store_txn *t, const struct reg_key *k,
-                      struct rbuf *b)
+void rec_store(struct store_txn *t, const struct reg_key *k, struct rbuf *b)
 {
     /* Out of memory while building a record cannot be reported as a
      * verdict and must not produce divergent state: stop. */
@@ -807,24 +799,6 @@ bool reg_check_hash(struct reg_exec *e, const char *what,
     return false;
 }
 
-const struct genesis_member *reg_member(const struct registry *r,
-                                        const char *name)
-{
-    for (uint32_t i = 0; i < r->g->n_members; i++)
-        if (strcmp(r->g->members[i].name, name) == 0)
-            return &r->g->members[i];
-    return NULL;
-}
-
-static const struct genesis_member *member_by_key(const struct registry *r,
-                                                  const uint8_t pk[32])
-{
-    for (uint32_t i = 0; i < r->g->n_members; i++)
-        if (memcmp(r->g->members[i].public_key, pk, 32) == 0)
-            return &r->g->members[i];
-    return NULL;
-}
-
 /* ---- lifecycle ------------------------------------------------------------
  */
 
@@ -836,6 +810,11 @@ int registry_new(const struct genesis *g, struct registry **out)
     if (r == NULL)
         return LG_ENOMEM;
     r->g = g;
+    int rv = reg_gov_init(r);
+    if (rv != LG_OK) {
+        free(r);
+        return rv;
+    }
     *out = r;
     return LG_OK;
 }
@@ -972,6 +951,10 @@ static int exec_rules(struct reg_exec *e)
         return rule_results_register(e);
     case TC__TX__BODY_ATTESTATION:
         return rule_attestation(e);
+    case TC__TX__BODY_GOVERNANCE_PROPOSAL:
+        return rule_governance_proposal(e);
+    case TC__TX__BODY_GOVERNANCE_APPROVAL:
+        return rule_governance_approval(e);
     default:
         return reg_reject(e, "malformed-tx",
                           "The transaction carries an unknown action.");
@@ -986,6 +969,10 @@ static int exec_checks(struct reg_exec *e)
         return reg_reject(e, "unknown-signer",
                           "The signing key belongs to no member of this "
                           "consortium.");
+    char msg[sizeof(e->res->message)];
+    char code[sizeof(e->res->code)];
+    if (!reg_member_may_sign(e->signer, code, msg, sizeof(msg)))
+        return reg_reject(e, code, "%s", msg);
     struct reg_key nk;
     rk_init(&nk, "r/n/");
     rk_str(&nk, e->signer->name);
@@ -1079,8 +1066,13 @@ int registry_execute(struct registry *r, struct store_txn *txn,
                    "The transaction was made for another consortium.");
         goto out_free;
     }
-    e.signer = member_by_key(r, tx->signer.data);
-    rv = exec_resolve_trial(&e);
+    rv = reg_member_by_key(r, &e.src, tx->signer.data, &e.signer_rec);
+    if (rv == LG_OK)
+        e.signer = &e.signer_rec;
+    else if (rv == LG_ENOTFOUND)
+        rv = LG_OK;
+    if (rv == LG_OK)
+        rv = exec_resolve_trial(&e);
     if (rv == LG_OK)
         rv = exec_checks(&e);
     if (rv == LG_OK)

@@ -37,12 +37,20 @@
  *              access-outside-consent
  *  results     unknown-outcome dataset-other-trial
  *  attestation height-in-future
+ *  signers     member-suspended member-removed key-rotated (any tx)
+ *  governance  not-a-voter proposal-exists unknown-proposal proposal-expired
+ *              proposal-closed already-approved member-exists key-in-use
+ *              replica-exists unknown-replica too-few-replicas
+ *              too-many-replicas bad-peer-url below-threshold-voters
+ *              invalid-action unknown-member expiry-in-past too-many-items
+ *              (rules and decisions at the top of registry_gov.c)
  */
 #ifndef REGISTRY_H
 #define REGISTRY_H
 
 #include "api.pb-c.h"
 #include "genesis.h"
+#include "govern.h"
 #include "lg.h"
 #include "store.h"
 
@@ -74,6 +82,8 @@ struct tx_place {
 #define REGISTRY_PARTICIPANTS_MAX  2000 /* TX_BYTES_MAX binds first */
 #define REGISTRY_DATASETS_USED_MAX 64
 #define REGISTRY_SEALED_KEY_MAX    512
+#define REGISTRY_MEMBERS_MAX       1024 /* members ever, genesis included */
+#define REGISTRY_APPROVALS_MAX     256  /* approvers of one proposal */
 /* |client_time_ms - block time| above this: "clock-out-of-bounds". */
 #define REGISTRY_CLOCK_BOUND_MS (10u * 60u * 1000u)
 
@@ -123,7 +133,8 @@ int registry_pseudonym_entries(struct registry *r, struct store *s,
                                size_t limit, uint64_t *log_indexes, size_t *n,
                                uint64_t *total) LG_MUST_CHECK;
 
-/* Every transaction signed by the member (genesis name). */
+/* Every transaction signed by the member (genesis or added, any status,
+ * with any key it held). */
 int registry_member_entries(struct registry *r, struct store *s,
                             const char *member, uint64_t offset, size_t limit,
                             uint64_t *log_indexes, size_t *n,
@@ -139,5 +150,47 @@ int registry_list_trials(struct registry *r, struct store *s, uint64_t offset,
  * client can pick the next one. LG_ENOTFOUND for an unknown member. */
 int registry_member_nonce(struct registry *r, struct store *s,
                           const char *member, uint64_t *nonce) LG_MUST_CHECK;
+
+/* ---- governance (registry_gov.c) ----------------------------------------
+ */
+
+/* The replica set in force after the last committed block (the genesis set,
+ * base_height 0, before any change). */
+int registry_replica_set(struct registry *r, struct store *s,
+                         struct gov_replica_set *out) LG_MUST_CHECK;
+/* The same inside a block's txn, after its txs executed: out->base_height
+ * equals the block's height when the block changed the set. */
+int registry_replica_set_txn(struct registry *r, struct store_txn *txn,
+                             struct gov_replica_set *out) LG_MUST_CHECK;
+
+/* The member that holds or held key pk (key_current false and
+ * key_until_height set for a rotated-away key), or by name; any status.
+ * LG_ENOTFOUND when none ever did. */
+int registry_member_by_key(struct registry *r, struct store *s,
+                           const uint8_t pk[32],
+                           struct gov_member *out) LG_MUST_CHECK;
+int registry_member_by_name(struct registry *r, struct store *s,
+                            const char *name,
+                            struct gov_member *out) LG_MUST_CHECK;
+
+/* 0 when key pk may sign a new tx now (committed state). LG_EPERM with a
+ * reason code (unknown-signer, key-rotated, member-removed,
+ * member-suspended) in code and a sentence in msg otherwise; another error
+ * for storage failure. */
+int registry_signer_check(struct registry *r, struct store *s,
+                          const uint8_t pk[32], char code[40], char *msg,
+                          size_t msg_len) LG_MUST_CHECK;
+
+/* Governance state at time now_ms: proposals (newest first, paged by
+ * offset/limit, or only the one named; LG_ENOTFOUND when the named one does
+ * not exist), all members, the replica set, the threshold and the voting
+ * roles. Initialises out; release with registry_governance_clear (also on
+ * failure). */
+int registry_governance(struct registry *r, struct store *s,
+                        const char *proposal_id, uint64_t now_ms,
+                        uint64_t offset, size_t limit,
+                        Tc__GovernanceReply *out) LG_MUST_CHECK;
+/* Frees what registry_governance allocated; out stays initialised. */
+void registry_governance_clear(Tc__GovernanceReply *out);
 
 #endif /* REGISTRY_H */

@@ -8,6 +8,7 @@
 
 #include "duo.h"
 #include "genesis.h"
+#include "govern.h"
 #include "registry.h"
 #include "store.h"
 #include "tx.pb-c.h"
@@ -18,6 +19,12 @@
 
 struct registry {
     const struct genesis *g;
+    /* bit (1u << role) for each role a genesis governance voter holds: the
+     * voting roles (see registry_gov.c) */
+    uint32_t voter_roles;
+    /* derived from the genesis once (read before governance state exists) */
+    uint32_t genesis_voter_orgs; /* distinct organisations that vote */
+    uint32_t genesis_next_slot;  /* above every genesis replica id */
 };
 
 /* ---- keys ------------------------------------------------------------------
@@ -48,6 +55,42 @@ struct reg_src {
 /* *val malloc'd; LG_ENOTFOUND when absent. */
 int reg_get(const struct reg_src *src, const struct reg_key *k,
             unsigned char **val, size_t *vlen) LG_MUST_CHECK;
+
+/* ---- record encoding (registry.c) ------------------------------------------
+ * A writer that grows a buffer and a reader that fails (bad = true) rather
+ * than read past the end: records come from disk and are checked. */
+struct rbuf {
+    unsigned char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+void rb_bytes(struct rbuf *b, const void *p, size_t n);
+void rb_u8(struct rbuf *b, uint8_t v);
+void rb_u32(struct rbuf *b, uint32_t v);
+void rb_u64(struct rbuf *b, uint64_t v);
+void rb_str(struct rbuf *b, const char *s);
+
+struct rrd {
+    const unsigned char *p;
+    size_t n, off;
+    bool bad;
+};
+
+const unsigned char *rd_take(struct rrd *r, size_t n);
+uint8_t rd_u8(struct rrd *r);
+uint32_t rd_u32(struct rrd *r);
+uint64_t rd_u64(struct rrd *r);
+void rd_fixed(struct rrd *r, void *out, size_t n);
+void rd_str(struct rrd *r, char *out, size_t cap);
+/* Reads a record; LG_ENOTFOUND, LG_EIO, or 0 with the reader set up (*raw
+ * to be released by rec_done). */
+int rec_load(const struct reg_src *src, const struct reg_key *k,
+             unsigned char **raw, struct rrd *rd) LG_MUST_CHECK;
+/* Frees raw; LG_ECORRUPT unless the whole value was consumed. */
+int rec_done(struct rrd *rd, unsigned char *raw) LG_MUST_CHECK;
+/* Writes b into the txn and frees it. */
+void rec_store(struct store_txn *t, const struct reg_key *k, struct rbuf *b);
 
 /* ---- state records --------------------------------------------------------
  */
@@ -193,7 +236,8 @@ struct reg_exec {
     struct reg_src src;
     const struct tx_place *at;
     const Tc__Tx *tx;
-    const struct genesis_member *signer;
+    const struct gov_member *signer; /* NULL, or &signer_rec */
+    struct gov_member signer_rec;
     struct tx_result *res;
     /* the trial the tx names, once resolved (for the "x/t/" index) */
     bool has_trial;
@@ -220,8 +264,29 @@ bool reg_check_text(struct reg_exec *e, const char *what, const char *s,
 bool reg_check_hash(struct reg_exec *e, const char *what,
                     const ProtobufCBinaryData *h, bool required);
 
-const struct genesis_member *reg_member(const struct registry *r,
-                                        const char *name);
+/* ---- members and governance (registry_gov.c) -------------------------------
+ * Members live in state once the first governance change applies; until
+ * then they are read from the genesis. */
+
+/* The member named, any status; LG_ENOTFOUND when none ever was. */
+int reg_member_get(struct registry *r, const struct reg_src *src,
+                   const char *name, struct gov_member *out) LG_MUST_CHECK;
+/* The member that holds or held the key (key_current false and
+ * key_until_height set when it was rotated away); LG_ENOTFOUND when no
+ * member ever held it. */
+int reg_member_by_key(struct registry *r, const struct reg_src *src,
+                      const uint8_t pk[32],
+                      struct gov_member *out) LG_MUST_CHECK;
+/* Whether m (found by the key it signed with) may sign a new tx: true, or
+ * false with a reason code and a sentence naming the member. */
+bool reg_member_may_sign(const struct gov_member *m, char code[40], char *msg,
+                         size_t msg_len);
+/* Members ever (a bound for lists of member names). */
+int reg_members_count(struct registry *r, const struct reg_src *src,
+                      uint32_t *n) LG_MUST_CHECK;
+/* Parses the genesis voters' roles into r->voter_roles and derives the
+ * genesis_ fields. */
+int reg_gov_init(struct registry *r) LG_MUST_CHECK;
 
 /* Per-type rules (registry_rules.c). Each checks everything before it
  * writes anything, so a refusal leaves the state untouched. Return LG_OK or
@@ -237,5 +302,7 @@ int rule_access_revoke(struct reg_exec *e) LG_MUST_CHECK;
 int rule_access_event(struct reg_exec *e) LG_MUST_CHECK;
 int rule_results_register(struct reg_exec *e) LG_MUST_CHECK;
 int rule_attestation(struct reg_exec *e) LG_MUST_CHECK;
+int rule_governance_proposal(struct reg_exec *e) LG_MUST_CHECK;
+int rule_governance_approval(struct reg_exec *e) LG_MUST_CHECK;
 
 #endif /* REGISTRY_INT_H */

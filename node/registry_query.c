@@ -83,12 +83,15 @@ int registry_member_entries(struct registry *r, struct store *s,
         return LG_EINVAL;
     *n = 0;
     *total = 0;
-    const struct genesis_member *m = reg_member(r, member);
-    if (m == NULL)
-        return LG_ENOTFOUND;
+    /* any member ever, with every key it held: x/m/ is keyed by name */
+    struct gov_member m;
+    struct reg_src src = {.txn = NULL, .s = s};
+    int rv = reg_member_get(r, &src, member, &m);
+    if (rv != LG_OK)
+        return rv;
     struct reg_key k;
     rk_init(&k, "x/m/");
-    rk_str(&k, m->name);
+    rk_str(&k, m.name);
     return index_page(s, &k, offset, limit, log_indexes, n, total);
 }
 
@@ -134,13 +137,14 @@ int registry_member_nonce(struct registry *r, struct store *s,
 {
     if (r == NULL || s == NULL || member == NULL || nonce == NULL)
         return LG_EINVAL;
-    const struct genesis_member *m = reg_member(r, member);
-    if (m == NULL)
-        return LG_ENOTFOUND;
+    struct gov_member m;
+    struct reg_src src = {.txn = NULL, .s = s};
+    int rv = reg_member_get(r, &src, member, &m);
+    if (rv != LG_OK)
+        return rv;
     struct reg_key k;
     rk_init(&k, "r/n/");
-    rk_str(&k, m->name);
-    struct reg_src src = {.txn = NULL, .s = s};
+    rk_str(&k, m.name);
     return reg_u64_get(&src, &k, nonce);
 }
 
@@ -286,8 +290,14 @@ int registry_trial_summary(struct registry *r, struct store *s,
         free(t);
         return rv;
     }
-    /* Sites are members: the genesis bounds both lists. */
-    size_t cap = r->g->n_members > 0 ? r->g->n_members : 1;
+    /* Sites are members: the members ever bound both lists. */
+    uint32_t n_members = 0;
+    rv = reg_members_count(r, &src, &n_members);
+    if (rv != LG_OK) {
+        free(t);
+        return rv;
+    }
+    size_t cap = n_members > 0 ? n_members : 1;
     out->trial_id = strdup(trial_id);
     out->sponsor = strdup(t->sponsor);
     out->status = strdup(trial_status(t->flags));

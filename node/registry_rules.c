@@ -452,24 +452,32 @@ int rule_site_authorize(struct reg_exec *e)
         return rv;
     if (!need_sponsor(e, a->trial_id, &t, "authorize its sites"))
         return LG_OK;
-    const struct genesis_member *m = reg_member(e->r, a->site);
-    if (m == NULL)
+    struct gov_member m;
+    rv = reg_member_get(e->r, &e->src, a->site, &m);
+    if (rv == LG_ENOTFOUND)
         return reg_reject(e, "unknown-member",
                           "\"%.64s\" is not a member of this consortium.",
                           a->site);
-    if (m->role != ROLE_SITE)
+    if (rv != LG_OK)
+        return rv;
+    if (m.role != ROLE_SITE)
         return reg_reject(e, "not-a-site",
-                          "%s is a %s member, not a research site.", m->name,
-                          role_name(m->role));
+                          "%s is a %s member, not a research site.", m.name,
+                          role_name(m.role));
+    if (!a->revoke && m.status == GOV_MEMBER_REMOVED)
+        return reg_reject(e, "member-removed",
+                          "%s has been removed from the consortium and "
+                          "cannot be authorized.",
+                          m.name);
     struct reg_site s;
-    rv = site_load(e, a->trial_id, m->name, &s);
+    rv = site_load(e, a->trial_id, m.name, &s);
     if (rv != LG_OK)
         return rv;
     if (a->revoke) {
         if (!s.authorized)
             return reg_reject(e, "site-not-authorized",
                               "%s is not an authorized site of trial %s.",
-                              m->name, a->trial_id);
+                              m.name, a->trial_id);
     } else {
         if (!need_not_terminated(e, a->trial_id, &t))
             return LG_OK;
@@ -477,11 +485,11 @@ int rule_site_authorize(struct reg_exec *e)
             return reg_reject(e, "already-authorized",
                               "%s is already an authorized site of trial "
                               "%s.",
-                              m->name, a->trial_id);
+                              m.name, a->trial_id);
     }
     s.authorized = !a->revoke;
     s.height = e->at->height;
-    reg_site_put(e->txn, a->trial_id, m->name, &s);
+    reg_site_put(e->txn, a->trial_id, m.name, &s);
     return LG_OK;
 }
 
@@ -886,10 +894,19 @@ static int grant_checks(struct reg_exec *e, const Tc__AccessGrant *g,
                           "Only %s, the site that registered dataset %s, may "
                           "grant access to it.",
                           d->site, g->dataset_id);
-    if (reg_member(e->r, g->grantee) == NULL)
+    struct gov_member grantee;
+    int rv = reg_member_get(e->r, &e->src, g->grantee, &grantee);
+    if (rv == LG_ENOTFOUND)
         return reg_reject(e, "unknown-member",
                           "\"%.64s\" is not a member of this consortium.",
                           g->grantee);
+    if (rv != LG_OK)
+        return rv;
+    if (grantee.status == GOV_MEMBER_REMOVED)
+        return reg_reject(e, "member-removed",
+                          "%s has been removed from the consortium and "
+                          "cannot be granted access.",
+                          grantee.name);
     if (!duo_purpose_parse(g->purpose, purpose))
         return reg_reject(e, "unknown-purpose",
                           "\"%.40s\" is not a DUO research purpose (GRU, "

@@ -52,18 +52,28 @@ static bool hash_eq(const ProtobufCBinaryData *b, const uint8_t h[32])
     return is_hash(b) && memcmp(b->data, h, 32) == 0;
 }
 
-static int replica_index(const struct genesis *g, uint32_t id)
+/* Which set a sentence is about: the genesis one or a later one. */
+struct set_name {
+    char s[64];
+};
+
+static struct set_name set_name(const struct gov_replica_set *set)
 {
-    for (uint32_t i = 0; i < g->n_replicas; i++) {
-        if (g->replicas[i].id == id)
-            return (int)i;
-    }
-    return -1;
+    struct set_name out;
+
+    if (set->base_height == 0)
+        snprintf(out.s, sizeof(out.s), "the genesis");
+    else
+        snprintf(out.s, sizeof(out.s),
+                 "the replica set in force after block %llu",
+                 (unsigned long long)set->base_height);
+    return out;
 }
 
 /* One vote of a block certificate: for this block, signed by its replica
- * over the CHECKPOINT statement. */
-static bool vote_valid(const struct genesis *g, const struct genesis_replica *r,
+ * over the CHECKPOINT statement under the epoch's chain id. */
+static bool vote_valid(const struct gov_replica_set *set,
+                       const uint8_t epoch_chain_id[32], uint32_t index,
                        const Tc__Vote *v, uint64_t height,
                        const uint8_t block_hash[32], char *why, size_t why_len)
 {
@@ -71,6 +81,7 @@ static bool vote_valid(const struct genesis *g, const struct genesis_replica *r,
     uint8_t st[PBFT_VOTE_STATEMENT_MAX];
     size_t st_len;
 
+    LG_ASSERT(index < set->n);
     if (v->seq != height || !hash_eq(&v->digest, block_hash))
         return fail(why, why_len,
                     "the vote of replica %u is for another block than the "
@@ -86,25 +97,23 @@ static bool vote_valid(const struct genesis *g, const struct genesis_replica *r,
     pv.seq = height;
     memcpy(pv.digest, block_hash, 32);
     pv.timestamp_ms = v->timestamp_ms;
-    st_len = pbft_vote_statement(PBFT_MSG_CHECKPOINT, g->chain_id, &pv, st,
+    st_len = pbft_vote_statement(PBFT_MSG_CHECKPOINT, epoch_chain_id, &pv, st,
                                  sizeof(st));
     if (st_len == 0 || st_len > sizeof(st))
         return fail(why, why_len, "cannot build the checkpoint statement");
-    if (!crypto_verify_raw(r->public_key, st, st_len, v->sig.data))
+    if (!crypto_verify_raw(set->r[index].public_key, st, st_len, v->sig.data))
         return fail(why, why_len,
-                    "the signature of replica %u on block %llu does not "
-                    "verify with its genesis key",
-                    v->replica, (unsigned long long)height);
+                    "the signature of replica %u (%s) on block %llu does not "
+                    "verify with its key in %s",
+                    v->replica, set->r[index].name, (unsigned long long)height,
+                    set_name(set).s);
     return true;
 }
 
-bool verify_certificate(const struct genesis *g, uint64_t height,
-                        const uint8_t block_hash[32],
-                        const Tc__Certificate *cert, char *why, size_t why_len)
+/* The cert names (height, block_hash). */
+static bool cert_names(const Tc__Certificate *cert, uint64_t height,
+                       const uint8_t block_hash[32], char *why, size_t why_len)
 {
-    bool seen[PBFT_MAX_REPLICAS] = {false};
-    uint32_t quorum, n_valid = 0;
-
     if (cert == NULL)
         return fail(why, why_len, "block %llu has no certificate",
                     (unsigned long long)height);
@@ -119,33 +128,45 @@ bool verify_certificate(const struct genesis *g, uint64_t height,
                     "the certificate is for another block than %s (the "
                     "hash of the header)",
                     short_hex(block_hash).s);
-    if (g->n_replicas == 0 || g->n_replicas > PBFT_MAX_REPLICAS)
-        return fail(why, why_len, "the genesis has no usable replica set");
-    quorum = pbft_quorum(g->n_replicas);
-    if (cert->n_votes > g->n_replicas)
+    return true;
+}
+
+bool verify_cert_with_set(const struct gov_replica_set *set,
+                          const uint8_t epoch_chain_id[32], uint64_t height,
+                          const uint8_t block_hash[32],
+                          const Tc__Certificate *cert, char *why,
+                          size_t why_len)
+{
+    bool seen[PBFT_MAX_REPLICAS] = {false};
+    uint32_t quorum, n_valid = 0;
+
+    if (!cert_names(cert, height, block_hash, why, why_len))
+        return false;
+    if (set->n == 0 || set->n > PBFT_MAX_REPLICAS)
+        return fail(why, why_len, "%s has no usable replica set",
+                    set_name(set).s);
+    quorum = pbft_quorum(set->n);
+    if (cert->n_votes > set->n)
         return fail(why, why_len,
                     "the certificate has %zu votes but there are only %u "
                     "replicas",
-                    cert->n_votes, g->n_replicas);
+                    cert->n_votes, set->n);
     for (size_t i = 0; i < cert->n_votes; i++) {
         const Tc__Vote *v = cert->votes[i];
-        int at;
 
         if (v == NULL)
             return fail(why, why_len, "vote %zu is empty", i);
-        at = replica_index(g, v->replica);
-        if (at < 0)
+        if (v->replica >= set->n)
             return fail(why, why_len,
-                        "vote %zu is from replica %u, which is not in the "
-                        "genesis",
-                        i, v->replica);
-        if (seen[at])
+                        "vote %zu is from replica %u, which is not in %s", i,
+                        v->replica, set_name(set).s);
+        if (seen[v->replica])
             return fail(why, why_len,
                         "replica %u votes twice in the certificate",
                         v->replica);
-        seen[at] = true;
-        if (!vote_valid(g, &g->replicas[at], v, height, block_hash, why,
-                        why_len))
+        seen[v->replica] = true;
+        if (!vote_valid(set, epoch_chain_id, v->replica, v, height, block_hash,
+                        why, why_len))
             return false;
         n_valid++;
     }
@@ -153,22 +174,150 @@ bool verify_certificate(const struct genesis *g, uint64_t height,
         return fail(why, why_len,
                     "the certificate has %u votes from distinct replicas, "
                     "the quorum for %u replicas is %u",
-                    n_valid, g->n_replicas, quorum);
+                    n_valid, set->n, quorum);
     return true;
 }
 
+bool verify_checkpoint_with_set(const struct gov_replica_set *set,
+                                const uint8_t epoch_chain_id[32],
+                                const struct pbft_checkpoint_cert *cert,
+                                char *why, size_t why_len)
+{
+    Tc__Vote votes[PBFT_MAX_REPLICAS], *pv[PBFT_MAX_REPLICAS];
+    Tc__Certificate c = TC__CERTIFICATE__INIT;
+
+    if (cert == NULL)
+        return fail(why, why_len, "there is no certificate");
+    if (cert->n_votes > PBFT_MAX_REPLICAS || cert->n_votes > set->n)
+        return fail(why, why_len,
+                    "the certificate has %u votes but there are only %u "
+                    "replicas",
+                    cert->n_votes, set->n);
+    for (uint32_t i = 0; i < cert->n_votes; i++) {
+        const struct pbft_vote *v = &cert->votes[i];
+
+        tc__vote__init(&votes[i]);
+        votes[i].replica = v->replica;
+        votes[i].view = v->view;
+        votes[i].seq = v->seq;
+        votes[i].digest = (ProtobufCBinaryData){32, (uint8_t *)v->digest};
+        votes[i].timestamp_ms = v->timestamp_ms;
+        votes[i].sig =
+            (ProtobufCBinaryData){CRYPTO_SIG_SIZE, (uint8_t *)v->sig};
+        pv[i] = &votes[i];
+    }
+    c.height = cert->seq;
+    c.block_hash = (ProtobufCBinaryData){32, (uint8_t *)cert->digest};
+    c.n_votes = cert->n_votes;
+    c.votes = pv;
+    return verify_cert_with_set(set, epoch_chain_id, cert->seq, cert->digest,
+                                &c, why, why_len);
+}
+
+void verify_epoch_of_set(const uint8_t chain_id[32],
+                         const struct gov_replica_set *set,
+                         struct verify_epoch *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->chain_id, chain_id, 32);
+    out->set = *set;
+    gov_epoch_chain_id(chain_id, set->base_height, out->epoch_chain_id);
+}
+
+void verify_epoch_genesis(const struct genesis *g, struct verify_epoch *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->chain_id, g->chain_id, 32);
+    gov_replica_set_genesis(g, &out->set);
+    gov_epoch_chain_id(g->chain_id, 0, out->epoch_chain_id);
+}
+
+/* One replica of a ReplicaSet into r. */
+static bool replica_decode(const Tc__ReplicaInfo *pb, size_t i,
+                           struct gov_replica *r, char *why, size_t why_len)
+{
+    if (pb == NULL)
+        return fail(why, why_len, "replica %zu of the new set is empty", i);
+    if (pb->slot >= GOV_SLOTS_MAX)
+        return fail(why, why_len,
+                    "replica %zu of the new set has slot %u, the limit is %d",
+                    i, pb->slot, GOV_SLOTS_MAX);
+    if (pb->public_key.len != 32 || pb->public_key.data == NULL)
+        return fail(why, why_len,
+                    "replica %zu of the new set has no 32-byte key", i);
+    if (pb->name == NULL || strlen(pb->name) >= GENESIS_NAME_MAX ||
+        pb->peer_url == NULL || strlen(pb->peer_url) >= GENESIS_URL_MAX)
+        return fail(why, why_len,
+                    "replica %zu of the new set has a name or address that "
+                    "is too long",
+                    i);
+    memset(r, 0, sizeof(*r));
+    r->slot = pb->slot;
+    memcpy(r->public_key, pb->public_key.data, 32);
+    snprintf(r->name, sizeof(r->name), "%s", pb->name);
+    snprintf(r->peer_url, sizeof(r->peer_url), "%s", pb->peer_url);
+    return true;
+}
+
+bool verify_replica_set_decode(const Tc__ReplicaSet *pb, uint64_t base_height,
+                               struct gov_replica_set *out, char *why,
+                               size_t why_len)
+{
+    if (pb == NULL)
+        return fail(why, why_len, "there is no replica set");
+    if (pb->n_replicas < GOV_REPLICAS_MIN || pb->n_replicas > PBFT_MAX_REPLICAS)
+        return fail(why, why_len,
+                    "the new replica set has %zu replicas, it needs %d to %d",
+                    pb->n_replicas, GOV_REPLICAS_MIN, PBFT_MAX_REPLICAS);
+    memset(out, 0, sizeof(*out));
+    out->base_height = base_height;
+    for (size_t i = 0; i < pb->n_replicas; i++) {
+        if (!replica_decode(pb->replicas[i], i, &out->r[i], why, why_len))
+            return false;
+        if (i > 0 && out->r[i].slot <= out->r[i - 1].slot)
+            return fail(why, why_len,
+                        "the new replica set is not ordered by slot (slot "
+                        "%u after %u)",
+                        out->r[i].slot, out->r[i - 1].slot);
+        for (size_t j = 0; j < i; j++) {
+            if (memcmp(out->r[j].public_key, out->r[i].public_key, 32) == 0)
+                return fail(why, why_len,
+                            "replicas %u and %u of the new set share a key",
+                            out->r[j].slot, out->r[i].slot);
+        }
+        out->n = (uint32_t)(i + 1);
+    }
+    return true;
+}
+
+bool verify_certificate(const struct genesis *g, uint64_t height,
+                        const uint8_t block_hash[32],
+                        const Tc__Certificate *cert, char *why, size_t why_len)
+{
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    bool ok;
+
+    if (ep == NULL)
+        return fail(why, why_len, "out of memory");
+    verify_epoch_genesis(g, ep);
+    ok = verify_cert_with_set(&ep->set, ep->epoch_chain_id, height, block_hash,
+                              cert, why, why_len);
+    free(ep);
+    return ok;
+}
+
 /* Header fields that must have their fixed sizes. */
-static bool header_well_formed(const struct genesis *g,
+static bool header_well_formed(const uint8_t chain_id[32],
                                const Tc__BlockHeader *h, char *why,
                                size_t why_len)
 {
     if (!is_hash(&h->chain_id))
         return fail(why, why_len, "the block header has no chain id");
-    if (memcmp(h->chain_id.data, g->chain_id, 32) != 0)
+    if (memcmp(h->chain_id.data, chain_id, 32) != 0)
         return fail(why, why_len,
                     "the block is for chain %s..., the genesis is chain "
                     "%s...",
-                    short_hex(h->chain_id.data).s, short_hex(g->chain_id).s);
+                    short_hex(h->chain_id.data).s, short_hex(chain_id).s);
     if (h->height == 0)
         return fail(why, why_len, "the block header has height 0");
     if (!is_hash(&h->prev_hash) || !is_hash(&h->tx_root) ||
@@ -290,13 +439,65 @@ static bool block_links(const Tc__Block *b, const Tc__BlockHeader *h,
     return true;
 }
 
-bool verify_block(const struct genesis *g, const uint8_t *block_bytes,
-                  size_t len, const Tc__Certificate *cert,
-                  const uint8_t prev_hash[32], uint64_t expect_height,
-                  struct verify_block_info *out, char *why, size_t why_len)
+/* A header checked against an epoch: well formed for ep's chain, above
+ * ep's base (a set certifies only blocks after it took over), certified by
+ * ep's set. When it carries next_replicas, *next (malloc'd; the caller
+ * frees it) receives the new set; else *next is NULL. */
+static bool
+header_in_epoch(const struct verify_epoch *ep, const Tc__BlockHeader *h,
+                const uint8_t block_hash[32], const Tc__Certificate *cert,
+                struct gov_replica_set **next, char *why, size_t why_len)
+{
+    char inner[256];
+
+    *next = NULL;
+    if (!header_well_formed(ep->chain_id, h, why, why_len))
+        return false;
+    if (h->height <= ep->set.base_height)
+        return fail(why, why_len,
+                    "block %llu is not after block %llu, where the replica "
+                    "set checking it took over",
+                    (unsigned long long)h->height,
+                    (unsigned long long)ep->set.base_height);
+    if (h->next_replicas != NULL) {
+        *next = malloc(sizeof(**next));
+        if (*next == NULL)
+            return fail(why, why_len, "out of memory");
+        if (!verify_replica_set_decode(h->next_replicas, h->height, *next,
+                                       inner, sizeof(inner))) {
+            free(*next);
+            *next = NULL;
+            return fail(why, why_len, "block %llu's new replica set: %s",
+                        (unsigned long long)h->height, inner);
+        }
+    }
+    if (!verify_cert_with_set(&ep->set, ep->epoch_chain_id, h->height,
+                              block_hash, cert, why, why_len)) {
+        free(*next);
+        *next = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* ep takes over the set that block `height` certified. */
+static void epoch_switch(struct verify_epoch *ep,
+                         const struct gov_replica_set *next)
+{
+    LG_ASSERT(next->base_height > ep->set.base_height);
+    ep->set = *next;
+    gov_epoch_chain_id(ep->chain_id, next->base_height, ep->epoch_chain_id);
+    ep->n_changes++;
+}
+
+bool verify_block_walk(struct verify_epoch *ep, const uint8_t *block_bytes,
+                       size_t len, const Tc__Certificate *cert,
+                       const uint8_t prev_hash[32], uint64_t expect_height,
+                       struct verify_block_info *out, char *why, size_t why_len)
 {
     Tc__Block *b = NULL;
     Tc__BlockHeader *h = NULL;
+    struct gov_replica_set *next = NULL;
     uint8_t hash[32];
     bool ok = false;
 
@@ -313,19 +514,77 @@ bool verify_block(const struct genesis *g, const uint8_t *block_bytes,
         fail(why, why_len, "the block header does not decode");
         goto out;
     }
-    if (!header_well_formed(g, h, why, why_len) ||
+    if (!header_well_formed(ep->chain_id, h, why, why_len) ||
         !block_links(b, h, prev_hash, expect_height, why, why_len) ||
         !block_roots_match(b, h, why, why_len))
         goto out;
     crypto_sha256(b->header.data, b->header.len, hash);
-    if (!verify_certificate(g, h->height, hash, cert, why, why_len))
+    if (!header_in_epoch(ep, h, hash, cert, &next, why, why_len))
         goto out;
-    if (out != NULL)
+    if (out != NULL) {
         block_info_fill(h, hash, out);
+        out->next_replicas = next != NULL;
+        out->next_n = next != NULL ? next->n : 0;
+    }
+    if (next != NULL)
+        epoch_switch(ep, next);
     ok = true;
 out:
+    free(next);
     tc__block_header__free_unpacked(h, NULL);
     tc__block__free_unpacked(b, NULL);
+    return ok;
+}
+
+bool verify_block(const struct genesis *g, const uint8_t *block_bytes,
+                  size_t len, const Tc__Certificate *cert,
+                  const uint8_t prev_hash[32], uint64_t expect_height,
+                  struct verify_block_info *out, char *why, size_t why_len)
+{
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    bool ok;
+
+    if (ep == NULL)
+        return fail(why, why_len, "out of memory");
+    verify_epoch_genesis(g, ep);
+    ok = verify_block_walk(ep, block_bytes, len, cert, prev_hash, expect_height,
+                           out, why, why_len);
+    free(ep);
+    return ok;
+}
+
+bool verify_epoch_follow(struct verify_epoch *ep, const uint8_t *header,
+                         size_t header_len, const Tc__Certificate *cert,
+                         char *why, size_t why_len)
+{
+    Tc__BlockHeader *h;
+    struct gov_replica_set *next = NULL;
+    uint8_t hash[32];
+    char inner[256];
+    bool ok = false;
+
+    if (header == NULL || header_len == 0)
+        return fail(why, why_len, "the epoch link has no block header");
+    h = tc__block_header__unpack(NULL, header_len, header);
+    if (h == NULL)
+        return fail(why, why_len, "the epoch link's header does not decode");
+    crypto_sha256(header, header_len, hash);
+    if (h->next_replicas == NULL) {
+        fail(why, why_len,
+             "block %llu carries no new replica set: it is no epoch link",
+             (unsigned long long)h->height);
+    } else if (!header_in_epoch(ep, h, hash, cert, &next, inner,
+                                sizeof(inner))) {
+        fail(why, why_len,
+             "the replica-set change at block %llu does not hold under %s: "
+             "%s",
+             (unsigned long long)h->height, set_name(&ep->set).s, inner);
+    } else {
+        epoch_switch(ep, next);
+        ok = true;
+    }
+    free(next);
+    tc__block_header__free_unpacked(h, NULL);
     return ok;
 }
 
@@ -439,12 +698,103 @@ static bool receipt_proofs(const Tc__Receipt *r, const Tc__BlockHeader *h,
     return true;
 }
 
+/* The receipt's epoch links go oldest first and all lie before the tx's
+ * block at `height`: checked before any is followed, so a reordered chain
+ * says so instead of failing on a signature. */
+static bool receipt_links_ordered(const Tc__Receipt *r, uint64_t height,
+                                  char *why, size_t why_len)
+{
+    uint64_t last = 0;
+
+    for (size_t i = 0; i < r->n_epochs; i++) {
+        const Tc__EpochLink *link = r->epochs[i];
+        Tc__BlockHeader *lh;
+        uint64_t lheight;
+
+        if (link == NULL || link->header.len == 0)
+            return fail(why, why_len, "epoch link %zu is empty", i);
+        lh =
+            tc__block_header__unpack(NULL, link->header.len, link->header.data);
+        if (lh == NULL)
+            return fail(why, why_len, "epoch link %zu does not decode", i);
+        lheight = lh->height;
+        tc__block_header__free_unpacked(lh, NULL);
+        if (i > 0 && lheight <= last)
+            return fail(why, why_len,
+                        "epoch link %zu (block %llu) does not follow link %zu "
+                        "(block %llu): links go oldest first",
+                        i, (unsigned long long)lheight, i - 1,
+                        (unsigned long long)last);
+        if (lheight >= height)
+            return fail(why, why_len,
+                        "epoch link %zu (block %llu) is not before the tx's "
+                        "block %llu",
+                        i, (unsigned long long)lheight,
+                        (unsigned long long)height);
+        last = lheight;
+    }
+    return true;
+}
+
+/* Follows the receipt's epoch links from the genesis into ep. */
+static bool receipt_epochs(struct verify_epoch *ep, const Tc__Receipt *r,
+                           uint64_t height, char *why, size_t why_len)
+{
+    if (!receipt_links_ordered(r, height, why, why_len))
+        return false;
+    for (size_t i = 0; i < r->n_epochs; i++) {
+        const Tc__EpochLink *link = r->epochs[i];
+
+        if (!verify_epoch_follow(ep, link->header.data, link->header.len,
+                                 link->cert, why, why_len))
+            return false;
+    }
+    return true;
+}
+
+/* The receipt's header, certified by the set its epoch links reach. */
+static bool receipt_header(const struct genesis *g, const Tc__Receipt *r,
+                           const Tc__BlockHeader *h, uint8_t hash[32],
+                           uint32_t *n_epochs, char *why, size_t why_len)
+{
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    struct gov_replica_set *next = NULL;
+    char inner[256];
+    bool ok = false;
+
+    if (ep == NULL)
+        return fail(why, why_len, "out of memory");
+    verify_epoch_genesis(g, ep);
+    if (!header_well_formed(ep->chain_id, h, why, why_len) ||
+        !receipt_epochs(ep, r, h->height, why, why_len))
+        goto out;
+    crypto_sha256(r->header.data, r->header.len, hash);
+    if (!header_in_epoch(ep, h, hash, r->cert, &next, inner, sizeof(inner))) {
+        if (ep->n_changes == 0)
+            fail(why, why_len, "%s", inner);
+        else
+            fail(why, why_len,
+                 "block %llu is not certified by the set its %u epoch links "
+                 "reach (%s): %s",
+                 (unsigned long long)h->height, ep->n_changes,
+                 set_name(&ep->set).s, inner);
+        goto out;
+    }
+    *n_epochs = ep->n_changes;
+    ok = true;
+out:
+    free(next);
+    free(ep);
+    return ok;
+}
+
 bool verify_receipt(const struct genesis *g, const Tc__Receipt *r,
                     struct verify_receipt_info *out, char *why, size_t why_len)
 {
     Tc__BlockHeader *h;
     uint8_t hash[32], tx_id[32];
     uint64_t log_index = 0;
+    uint32_t n_epochs = 0;
     Tc__TxStatus status = TC__TX_STATUS__TX_UNKNOWN;
     bool ok = false;
 
@@ -453,10 +803,7 @@ bool verify_receipt(const struct genesis *g, const Tc__Receipt *r,
     h = tc__block_header__unpack(NULL, r->header.len, r->header.data);
     if (h == NULL)
         return fail(why, why_len, "the receipt's block header does not decode");
-    if (!header_well_formed(g, h, why, why_len))
-        goto out;
-    crypto_sha256(r->header.data, r->header.len, hash);
-    if (!verify_certificate(g, h->height, hash, r->cert, why, why_len))
+    if (!receipt_header(g, r, h, hash, &n_epochs, why, why_len))
         goto out;
     if (!verify_signed_tx(g, r->signed_tx.data, r->signed_tx.len, tx_id, why,
                           why_len))
@@ -476,6 +823,7 @@ bool verify_receipt(const struct genesis *g, const Tc__Receipt *r,
         memcpy(out->log_root, h->log_root.data, 32);
         memcpy(out->block_hash, hash, 32);
         out->status = status;
+        out->n_epochs = n_epochs;
     }
     ok = true;
 out:
@@ -525,13 +873,14 @@ static bool consistency_holds(uint64_t size1, const uint8_t root1[32],
     return true;
 }
 
-bool verify_log_extension(const struct genesis *g, uint64_t size1,
-                          const uint8_t root1[32], const uint8_t *header2,
-                          size_t header2_len, const Tc__Certificate *cert2,
-                          const Tc__ConsistencyProof *proof, char *why,
-                          size_t why_len)
+bool verify_log_extension_in(const struct verify_epoch *ep, uint64_t size1,
+                             const uint8_t root1[32], const uint8_t *header2,
+                             size_t header2_len, const Tc__Certificate *cert2,
+                             const Tc__ConsistencyProof *proof, char *why,
+                             size_t why_len)
 {
     Tc__BlockHeader *h;
+    struct gov_replica_set *next = NULL;
     uint8_t hash[32];
     bool ok = false;
 
@@ -540,10 +889,8 @@ bool verify_log_extension(const struct genesis *g, uint64_t size1,
     h = tc__block_header__unpack(NULL, header2_len, header2);
     if (h == NULL)
         return fail(why, why_len, "the later block header does not decode");
-    if (!header_well_formed(g, h, why, why_len))
-        goto out;
     crypto_sha256(header2, header2_len, hash);
-    if (!verify_certificate(g, h->height, hash, cert2, why, why_len))
+    if (!header_in_epoch(ep, h, hash, cert2, &next, why, why_len))
         goto out;
     if (proof != NULL && ((proof->size1 != 0 && proof->size1 != size1) ||
                           (proof->size2 != 0 && proof->size2 != h->log_size))) {
@@ -557,6 +904,25 @@ bool verify_log_extension(const struct genesis *g, uint64_t size1,
     ok = consistency_holds(size1, root1, h->log_size, h->log_root.data, proof,
                            why, why_len);
 out:
+    free(next);
     tc__block_header__free_unpacked(h, NULL);
+    return ok;
+}
+
+bool verify_log_extension(const struct genesis *g, uint64_t size1,
+                          const uint8_t root1[32], const uint8_t *header2,
+                          size_t header2_len, const Tc__Certificate *cert2,
+                          const Tc__ConsistencyProof *proof, char *why,
+                          size_t why_len)
+{
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    bool ok;
+
+    if (ep == NULL)
+        return fail(why, why_len, "out of memory");
+    verify_epoch_genesis(g, ep);
+    ok = verify_log_extension_in(ep, size1, root1, header2, header2_len, cert2,
+                                 proof, why, why_len);
+    free(ep);
     return ok;
 }

@@ -192,6 +192,28 @@ void wb_member(struct wbuf *b, const struct genesis *g, const char *name)
     }
 }
 
+bool web_member_by_key(const struct web_ctx *ctx, const uint8_t pk[32],
+                       struct gov_member *out)
+{
+    const struct genesis_member *m;
+
+    if (ctx->registry != NULL && ctx->store != NULL &&
+        registry_member_by_key(ctx->registry, ctx->store, pk, out) == LG_OK)
+        return true;
+    m = genesis_member_by_key(ctx->genesis, pk);
+    if (m == NULL)
+        return false;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", m->name);
+    snprintf(out->organisation, sizeof(out->organisation), "%s",
+             m->organisation);
+    out->role = m->role;
+    out->status = GOV_MEMBER_ACTIVE;
+    memcpy(out->public_key, pk, 32);
+    out->key_current = true;
+    return true;
+}
+
 /* ---- page frame ----------------------------------------------------------
  */
 
@@ -406,64 +428,123 @@ static void status_chain(struct wbuf *b, const struct web_ctx *ctx,
     wb_puts(b, "</dl>\n");
 }
 
-static void status_nodes(struct wbuf *b, const struct web_ctx *ctx,
-                         const struct ledger_tip *tip,
-                         const struct web_status *st, bool have_st)
+/* One replica's row. web_status is indexed by slot (the genesis id for
+ * the genesis replicas). */
+static void status_node_row(struct wbuf *b, const struct gov_replica *r,
+                            const struct ledger_tip *tip,
+                            const struct web_status *st, bool have_st)
+{
+    uint32_t id = r->slot < PBFT_MAX_REPLICAS ? r->slot : 0;
+    bool self = have_st && st->replica == r->slot;
+    wb_printf(b, "<tr><td>%" PRIu32 "</td><td>", r->slot);
+    wb_esc(b, r->name);
+    wb_puts(b, "</td><td class=h>");
+    wb_esc(b, r->peer_url);
+    wb_puts(b, "</td><td class=h>");
+    wb_hex(b, r->public_key, 8);
+    wb_puts(b, "</td><td>");
+    if (!have_st)
+        wb_puts(b, "<span class=muted>unknown</span>");
+    else
+        wb_puts(b, st->primary == r->slot ? "primary" : "backup");
+    wb_puts(b, "</td><td>");
+    if (self)
+        wb_printf(b, "%" PRIu64, tip->height);
+    else if (have_st && st->peer_height[id] > 0)
+        wb_printf(b, "%" PRIu64 " <span class=muted>(checkpoint)</span>",
+                  st->peer_height[id]);
+    else
+        wb_puts(b, "<span class=muted>unknown</span>");
+    wb_puts(b, "</td><td>");
+    if (!have_st)
+        wb_puts(b, "<span class=muted>unknown</span>");
+    else if (self)
+        wb_puts(b, st->ready ? "<span class=ok>this node, ready</span>"
+                             : "<span class=bad>this node, not "
+                               "ready</span>");
+    else if (st->connected[id])
+        wb_puts(b, "<span class=ok>connected</span>");
+    else
+        wb_puts(b, "<span class=bad>unreachable</span>");
+    wb_puts(b, "</td></tr>\n");
+}
+
+/* The members from state (governance adds, suspends, removes and rotates
+ * them), or from the genesis when the registry cannot tell. */
+static void status_members(struct wbuf *b, const struct web_ctx *ctx,
+                           const struct ledger_tip *tip)
 {
     const struct genesis *g = ctx->genesis;
-    wb_printf(b,
-              "<h2>Nodes (%" PRIu32 ", quorum %" PRIu32 ")</h2><table>"
-              "<tr><th>Id</th><th>Name</th><th>Address</th><th>Key</th>"
-              "<th>Role</th><th>Height</th><th>Health</th></tr>\n",
-              g->n_replicas, pbft_quorum(g->n_replicas));
-    for (uint32_t i = 0; i < g->n_replicas && i < PBFT_MAX_REPLICAS; i++) {
-        const struct genesis_replica *r = &g->replicas[i];
-        uint32_t id = r->id < PBFT_MAX_REPLICAS ? r->id : 0;
-        bool self = have_st && st->replica == r->id;
-        wb_printf(b, "<tr><td>%" PRIu32 "</td><td>", r->id);
-        wb_esc(b, r->name);
-        wb_puts(b, "</td><td class=h>");
-        wb_esc(b, r->peer_url);
-        wb_puts(b, "</td><td class=h>");
-        wb_hex(b, r->public_key, 8);
+    Tc__GovernanceReply gr;
+    int rv = ctx->registry != NULL
+                 ? registry_governance(ctx->registry, ctx->store, NULL,
+                                       tip->time_ms, 0, 0, &gr)
+                 : LG_EINVAL;
+    wb_puts(b, "<h2>Members</h2><table><tr><th>Name</th>"
+               "<th>Organisation</th><th>Role</th><th>Status</th></tr>\n");
+    for (size_t i = 0; rv == LG_OK && i < gr.n_members; i++) {
+        const Tc__GovMember *m = gr.members[i];
+        bool active = m->status != NULL && strcmp(m->status, "active") == 0;
+        wb_puts(b, active ? "<tr><td>" : "<tr class=rejected><td>");
+        wb_esc(b, m->name);
         wb_puts(b, "</td><td>");
-        if (!have_st)
-            wb_puts(b, "<span class=muted>unknown</span>");
-        else
-            wb_puts(b, st->primary == r->id ? "primary" : "backup");
+        wb_esc(b, m->organisation);
         wb_puts(b, "</td><td>");
-        if (self)
-            wb_printf(b, "%" PRIu64, tip->height);
-        else if (have_st && st->peer_height[id] > 0)
-            wb_printf(b, "%" PRIu64 " <span class=muted>(checkpoint)</span>",
-                      st->peer_height[id]);
-        else
-            wb_puts(b, "<span class=muted>unknown</span>");
+        wb_esc(b, m->role);
         wb_puts(b, "</td><td>");
-        if (!have_st)
-            wb_puts(b, "<span class=muted>unknown</span>");
-        else if (self)
-            wb_puts(b, st->ready ? "<span class=ok>this node, ready</span>"
-                                 : "<span class=bad>this node, not "
-                                   "ready</span>");
-        else if (st->connected[id])
-            wb_puts(b, "<span class=ok>connected</span>");
-        else
-            wb_puts(b, "<span class=bad>unreachable</span>");
+        wb_esc(b, m->status);
+        if (m->since_height > 0)
+            wb_printf(b,
+                      " <span class=muted>(since <a href=\"/block/%" PRIu64
+                      "\">block %" PRIu64 "</a>)</span>",
+                      m->since_height, m->since_height);
         wb_puts(b, "</td></tr>\n");
     }
-    wb_puts(b, "</table>\n<h2>Members</h2><table><tr><th>Name</th>"
-               "<th>Organisation</th><th>Role</th></tr>\n");
-    for (uint32_t i = 0; i < g->n_members && i < GENESIS_MEMBERS_MAX; i++) {
+    for (uint32_t i = 0;
+         rv != LG_OK && i < g->n_members && i < GENESIS_MEMBERS_MAX; i++) {
         wb_puts(b, "<tr><td>");
         wb_esc(b, g->members[i].name);
         wb_puts(b, "</td><td>");
         wb_esc(b, g->members[i].organisation);
         wb_puts(b, "</td><td>");
         wb_esc(b, role_name(g->members[i].role));
-        wb_puts(b, "</td></tr>\n");
+        wb_puts(b, "</td><td>active</td></tr>\n");
     }
+    if (rv == LG_OK)
+        registry_governance_clear(&gr);
     wb_puts(b, "</table>\n");
+}
+
+/* The replica set in force (registry state: the genesis set until a
+ * governance change) and the members. */
+static void status_nodes(struct wbuf *b, const struct web_ctx *ctx,
+                         const struct ledger_tip *tip,
+                         const struct web_status *st, bool have_st)
+{
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    if (set == NULL) {
+        b->failed = true;
+        return;
+    }
+    if (ctx->registry == NULL ||
+        registry_replica_set(ctx->registry, ctx->store, set) != LG_OK)
+        gov_replica_set_genesis(ctx->genesis, set);
+    wb_printf(b, "<h2>Nodes (%" PRIu32 ", quorum %" PRIu32 ")</h2>", set->n,
+              set->n > 0 ? pbft_quorum(set->n) : 0);
+    if (set->base_height > 0)
+        wb_printf(b,
+                  "<p class=muted>The replica set in force since <a "
+                  "href=\"/block/%" PRIu64 "\">block %" PRIu64
+                  "</a>, changed by governance from the genesis set.</p>",
+                  set->base_height, set->base_height);
+    wb_puts(b, "<table><tr><th>Slot</th><th>Name</th><th>Address</th>"
+               "<th>Key</th><th>Role</th><th>Height</th><th>Health</th>"
+               "</tr>\n");
+    for (uint32_t i = 0; i < set->n && i < PBFT_MAX_REPLICAS; i++)
+        status_node_row(b, &set->r[i], tip, st, have_st);
+    wb_puts(b, "</table>\n");
+    free(set);
+    status_members(b, ctx, tip);
 }
 
 static uint32_t active_consents(const Tc__TrialSummary *s)

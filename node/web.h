@@ -83,13 +83,14 @@
 
 /* What this node knows about itself and its peers, from the daemon. */
 struct web_status {
-    uint32_t replica; /* this node's replica id */
+    uint32_t replica; /* this node's replica slot (genesis id) */
     uint64_t view;
-    uint32_t primary;
+    uint32_t primary; /* the primary's slot */
     uint64_t height; /* executed height (the ledger tip) */
     bool ready;
     char not_ready[256]; /* why not ready, "" when ready */
-    /* per genesis replica id: peer link up (self counts as up) and the
+    /* per replica slot (the genesis id for a genesis replica; the status
+     * page lists the set in force): peer link up (self counts as up) and the
      * highest checkpoint height heard from it (0: unknown) */
     bool connected[PBFT_MAX_REPLICAS];
     uint64_t peer_height[PBFT_MAX_REPLICAS];

@@ -319,30 +319,77 @@ static void tx_body(struct wbuf *b, const Tc__Tx *tx)
 /* ---- certificate sentence ------------------------------------------------
  */
 
-static void cert_voters(struct wbuf *b, const struct genesis *g,
+/* The voters by name: a vote's replica is its index in the set. */
+static void cert_voters(struct wbuf *b, const struct gov_replica_set *set,
                         const Tc__Certificate *c)
 {
     wb_puts(b, " ");
     for (size_t i = 0; i < c->n_votes; i++) {
         uint32_t r = c->votes[i] ? c->votes[i]->replica : UINT32_MAX;
         wb_puts(b, i ? ", " : "");
-        if (r < g->n_replicas)
-            wb_esc(b, g->replicas[r].name);
+        if (r < set->n)
+            wb_esc(b, set->r[r].name);
         else
             wb_printf(b, "replica %" PRIu32, r);
     }
 }
 
-static void cert_ok(struct wbuf *b, const struct genesis *g,
+static void cert_ok(struct wbuf *b, const struct gov_replica_set *set,
                     const Tc__Certificate *c, const char *what)
 {
     wb_printf(b,
               "<p class=ok>%s verified: %zu of %" PRIu32
               " replica signatures, quorum %" PRIu32 "</p>",
-              what, c->n_votes, g->n_replicas, pbft_quorum(g->n_replicas));
+              what, c->n_votes, set->n, pbft_quorum(set->n));
     wb_puts(b, "<p>Signed by");
-    cert_voters(b, g, c);
-    wb_puts(b, "; checked here against the genesis.</p>");
+    cert_voters(b, set, c);
+    if (set->base_height == 0)
+        wb_puts(b, "; checked here against the genesis.</p>");
+    else
+        wb_printf(b,
+                  "; checked here against the replica set in force since "
+                  "<a href=\"/block/%" PRIu64 "\">block %" PRIu64
+                  "</a>, which the genesis reaches through each change.</p>",
+                  set->base_height, set->base_height);
+}
+
+struct verify_epoch *web_epoch_at(const struct web_ctx *ctx, uint64_t height,
+                                  char *why, size_t why_len)
+{
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    int rv = set != NULL && ep != NULL ? LG_OK : LG_ENOMEM;
+
+    if (rv == LG_OK)
+        rv = ledger_replica_set_at(ctx->ledger, height, set);
+    if (rv == LG_OK)
+        verify_epoch_of_set(ctx->genesis->chain_id, set, ep);
+    else
+        snprintf(why, why_len,
+                 "the replica set of block %" PRIu64 " cannot be read: %s",
+                 height, lg_strerror(rv));
+    free(set);
+    if (rv != LG_OK) {
+        free(ep);
+        return NULL;
+    }
+    return ep;
+}
+
+bool web_verify_block(const struct web_ctx *ctx, const uint8_t *bytes,
+                      size_t len, const Tc__Certificate *cert,
+                      const uint8_t prev[32], uint64_t height,
+                      struct verify_block_info *info, char *why, size_t why_len)
+{
+    struct verify_epoch *ep = web_epoch_at(ctx, height, why, why_len);
+    bool ok;
+
+    if (ep == NULL)
+        return false;
+    ok = verify_block_walk(ep, bytes, len, cert, prev, height, info, why,
+                           why_len);
+    free(ep);
+    return ok;
 }
 
 static void cert_bad(struct wbuf *b, const char *what, const char *why)
@@ -352,10 +399,25 @@ static void cert_bad(struct wbuf *b, const char *what, const char *why)
     wb_puts(b, "</p>");
 }
 
+/* cert_ok with the set that certifies block `height`. */
+static void cert_ok_at(struct wbuf *b, const struct web_ctx *ctx,
+                       uint64_t height, const Tc__Certificate *c)
+{
+    char why[200];
+    struct verify_epoch *ep = web_epoch_at(ctx, height, why, sizeof(why));
+
+    if (ep == NULL) {
+        cert_bad(b, "Certificate", why);
+        return;
+    }
+    cert_ok(b, &ep->set, c, "Certificate");
+    free(ep);
+}
+
 /* ---- block page ----------------------------------------------------------
  */
 
-static void block_txs(struct wbuf *b, const struct genesis *g,
+static void block_txs(struct wbuf *b, const struct web_ctx *ctx,
                       const Tc__Block *blk)
 {
     wb_printf(b, "<h2>Transactions (%zu)</h2>", blk->n_txs);
@@ -377,9 +439,11 @@ static void block_txs(struct wbuf *b, const struct genesis *g,
         if (i < blk->n_results)
             e.res = tc__tx_result__unpack(NULL, blk->results[i].len,
                                           blk->results[i].data);
-        const struct genesis_member *m =
-            e.tx && e.tx->signer.len == 32
-                ? genesis_member_by_key(g, e.tx->signer.data)
+        struct gov_member gm;
+        const struct gov_member *m =
+            e.tx && e.tx->signer.len == 32 &&
+                    web_member_by_key(ctx, e.tx->signer.data, &gm)
+                ? &gm
                 : NULL;
         bool rej = e.res == NULL || e.res->status != TC__TX_STATUS__TX_ACCEPTED;
         wb_printf(b, "<tr%s><td>%zu</td><td>", rej ? " class=rejected" : "", i);
@@ -395,6 +459,34 @@ static void block_txs(struct wbuf *b, const struct genesis *g,
             tc__tx_result__free_unpacked(e.res, NULL);
     }
     wb_puts(b, "</table>");
+}
+
+/* A change block: the set that certifies the blocks after it. */
+static void block_next_replicas(struct wbuf *b, const Tc__ReplicaSet *rs)
+{
+    dt(b, "New replica set");
+    wb_printf(b,
+              "%zu replicas (quorum %" PRIu32 ") certify the blocks after "
+              "this one: ",
+              rs->n_replicas,
+              rs->n_replicas >= 1 && rs->n_replicas <= PBFT_MAX_REPLICAS
+                  ? pbft_quorum((uint32_t)rs->n_replicas)
+                  : 0);
+    for (size_t i = 0; i < rs->n_replicas; i++) {
+        const Tc__ReplicaInfo *r = rs->replicas[i];
+        wb_puts(b, i ? ", " : "");
+        if (r == NULL)
+            continue;
+        wb_esc(b, r->name);
+        wb_printf(b,
+                  " <span class=muted>(slot %" PRIu32 ", key <span "
+                  "class=h>",
+                  r->slot);
+        wb_hex(b, r->public_key.data,
+               r->public_key.len < 8 ? r->public_key.len : 8);
+        wb_puts(b, "</span>)</span>");
+    }
+    wb_puts(b, "</dd>");
 }
 
 static void block_header(struct wbuf *b, const Tc__BlockHeader *h,
@@ -423,6 +515,8 @@ static void block_header(struct wbuf *b, const Tc__BlockHeader *h,
     dt_hex(b, "Results root", &h->results_root);
     dt_u64(b, "Log size", h->log_size);
     dt_hex(b, "Log root", &h->log_root);
+    if (h->next_replicas != NULL)
+        block_next_replicas(b, h->next_replicas);
     wb_puts(b, "</dl><p>");
     if (h->height > 1)
         wb_printf(b, "<a href=\"/block/%" PRIu64 "\">&larr; previous</a> ",
@@ -471,14 +565,14 @@ int web_page_block(const struct web_ctx *ctx, uint64_t height,
                         "signatures have not arrived.</p>");
         else if (crv != LG_OK)
             cert_bad(&b, "Certificate", lg_strerror(crv));
-        else if (verify_block(ctx->genesis, bytes, len, cert,
-                              have_prev ? prev : NULL, height, NULL, why,
-                              sizeof(why)))
-            cert_ok(&b, ctx->genesis, cert, "Certificate");
+        else if (web_verify_block(ctx, bytes, len, cert,
+                                  have_prev ? prev : NULL, height, NULL, why,
+                                  sizeof(why)))
+            cert_ok_at(&b, ctx, height, cert);
         else
             cert_bad(&b, "Certificate", why);
         block_header(&b, h, hash, tip.height);
-        block_txs(&b, ctx->genesis, blk);
+        block_txs(&b, ctx, blk);
         if (cert != NULL)
             tc__certificate__free_unpacked(cert, NULL);
     }
@@ -515,7 +609,7 @@ static void tx_receipt(struct wbuf *b, const struct web_ctx *ctx,
     } else if (memcmp(info.tx_id, id, 32) != 0) {
         cert_bad(b, "Receipt", "it is for another transaction");
     } else {
-        cert_ok(b, ctx->genesis, r->cert, "Certificate");
+        cert_ok_at(b, ctx, info.height, r->cert);
         wb_printf(b,
                   "<p class=ok>Receipt verified: transaction %" PRIu32
                   " of block %" PRIu64 ", leaf %" PRIu64
@@ -540,9 +634,11 @@ static void tx_summary(struct wbuf *b, const struct web_ctx *ctx,
               ", log index %" PRIu64 "</dd>",
               l->height, l->height, l->index, l->log_index);
     dt_time(b, "Block time", le->time_ms);
-    const struct genesis_member *m =
-        tx && tx->signer.len == 32
-            ? genesis_member_by_key(ctx->genesis, tx->signer.data)
+    struct gov_member gm;
+    const struct gov_member *m =
+        tx && tx->signer.len == 32 &&
+                web_member_by_key(ctx, tx->signer.data, &gm)
+            ? &gm
             : NULL;
     dt(b, "Signer");
     if (m != NULL) {

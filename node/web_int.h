@@ -6,8 +6,10 @@
 #ifndef WEB_INT_H
 #define WEB_INT_H
 
+#include "govern.h"
 #include "ledger.pb-c.h"
 #include "tx.pb-c.h"
+#include "verify.h"
 #include "web.h"
 
 #include <stdbool.h>
@@ -42,6 +44,24 @@ void web_fmt_time(uint64_t ms, char out[32]);
 /* A member name with its organisation from the genesis: "site-a (North
  * Hospital)", or the bare name when the genesis does not know it. */
 void wb_member(struct wbuf *b, const struct genesis *g, const char *name);
+
+/* The member that holds or held key pk: registry state (members added or
+ * rotated by governance), else the genesis. False when neither knows it. */
+bool web_member_by_key(const struct web_ctx *ctx, const uint8_t pk[32],
+                       struct gov_member *out);
+
+/* The epoch (replica set and its chain id) that certifies block `height`
+ * (ledger_replica_set_at), malloc'd: free() it. NULL with why set when it
+ * cannot be read. */
+struct verify_epoch *web_epoch_at(const struct web_ctx *ctx, uint64_t height,
+                                  char *why, size_t why_len);
+/* verify_block with the certificate checked against the replica set in
+ * force at the block's height (not only the genesis set). */
+bool web_verify_block(const struct web_ctx *ctx, const uint8_t *bytes,
+                      size_t len, const Tc__Certificate *cert,
+                      const uint8_t prev[32], uint64_t height,
+                      struct verify_block_info *info, char *why,
+                      size_t why_len);
 
 /* Page frame: <!doctype html> ... <main>; web_page_end closes it. */
 void web_page_begin(struct wbuf *b, const struct web_ctx *ctx,

@@ -117,8 +117,8 @@ static void audit_tip(const struct web_ctx *ctx, struct audit_tip *at,
     if (ledger_get_block(ctx->ledger, tip.last_certified, &bytes, &len) ==
             LG_OK &&
         ledger_get_cert(ctx->ledger, tip.last_certified, &cert) == LG_OK &&
-        verify_block(ctx->genesis, bytes, len, cert, NULL, tip.last_certified,
-                     &info, why, why_len)) {
+        web_verify_block(ctx, bytes, len, cert, NULL, tip.last_certified, &info,
+                         why, why_len)) {
         *at = (struct audit_tip){.height = info.height,
                                  .time_ms = info.time_ms,
                                  .log_size = info.log_size};
@@ -158,11 +158,11 @@ int web_trial_audit(const struct web_ctx *ctx, const struct web_trial *t,
         a->log_index = e->le.log_index;
         memcpy(a->tx_id, e->id, 32);
         a->signer_name = e->le.signer_name;
-        if (e->tx != NULL && e->tx->signer.len == 32) {
-            const struct genesis_member *m =
-                genesis_member_by_key(ctx->genesis, e->tx->signer.data);
-            a->signer_role = m ? m->role : ROLE_NONE;
-        }
+        struct gov_member m;
+        if (e->tx != NULL && e->tx->signer.len == 32)
+            a->signer_role = web_member_by_key(ctx, e->tx->signer.data, &m)
+                                 ? m.role
+                                 : ROLE_NONE;
         /* receipts are checked one by one on each /tx page */
         a->proof = AUDIT_PROOF_UNCHECKED;
     }

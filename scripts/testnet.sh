@@ -6,6 +6,10 @@
 #   scripts/testnet.sh stop DIR [NODE...]    SIGTERM, then SIGKILL after 10 s
 #   scripts/testnet.sh status DIR            pid, readiness, height per node
 #
+# A spare home (`trialchain testnet init --spare K`: a file "spare" in it)
+# is not a genesis replica: start and status leave it out unless it is
+# named or has been started; stop stops it too.
+#
 # Each node's pid is in DIR/node<i>/node.pid and its log in
 # DIR/node<i>/node.log. TRIALCHAIN_BIN (default build/bin) holds
 # trialchain-node; TESTNET_WAIT_S bounds the wait for readiness (default 30).
@@ -20,12 +24,19 @@ shift 2
 BIN=${TRIALCHAIN_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
 WAIT_S=${TESTNET_WAIT_S:-30}
 
+# The homes named, else every home but the spares never started (with
+# "all", every home).
 nodes() {
-    if [ $# -gt 0 ]; then
+    local home
+    if [ $# -gt 0 ] && [ "$1" != all ]; then
         for i in "$@"; do echo "$dir/node${i#node}"; done
-    else
-        ls -d "$dir"/node* 2>/dev/null | sort -V
+        return
     fi
+    for home in $(ls -d "$dir"/node* 2>/dev/null | sort -V); do
+        [ $# -eq 0 ] && [ -e "$home/spare" ] && [ ! -e "$home/node.pid" ] &&
+            continue
+        echo "$home"
+    done
 }
 
 http_addr() {
@@ -81,6 +92,7 @@ start() {
 
 stop() {
     local home pid
+    [ $# -eq 0 ] && set -- all
     for home in $(nodes "$@"); do
         alive "$home" || { rm -f "$home/node.pid"; continue; }
         pid=$(cat "$home/node.pid")

@@ -14,7 +14,8 @@
 enum { EXIT_OK = 0, EXIT_FINDINGS = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 struct cli_globals {
-    const char *node_url; /* default tcp://127.0.0.1:27001: node0 of a default testnet */
+    const char *node_url; /* default tcp://127.0.0.1:27001: node0 of a default
+                             testnet */
     const char *key_path;
     bool json;
     int timeout_ms;
@@ -45,6 +46,8 @@ int cmd_access(int argc, char **argv);
 int cmd_results(int argc, char **argv);
 /* tools/cmd_trial.c */
 int cmd_trial(int argc, char **argv);
+/* tools/cmd_governance.c */
+int cmd_governance(int argc, char **argv);
 /* tools/cmd_verify.c */
 int cmd_proof(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

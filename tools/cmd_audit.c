@@ -80,6 +80,48 @@ static void tip_free(struct tip *tip)
     tip->block = NULL;
 }
 
+/* Follows the tip's epoch links (the replica-set changes below it) from
+ * the genesis into ep. */
+static bool tip_epoch(const struct sess *s, const Tc__BlockReply *b,
+                      struct verify_epoch *ep, char *why, size_t why_len)
+{
+    verify_epoch_genesis(s->g, ep);
+    for (size_t i = 0; i < b->n_epochs; i++) {
+        const Tc__EpochLink *e = b->epochs[i];
+        if (e == NULL || !verify_epoch_follow(ep, e->header.data, e->header.len,
+                                              e->cert, why, why_len))
+            return false;
+    }
+    return true;
+}
+
+/* The tip's certificate, by the replica set its epoch links reach. */
+static bool tip_certified(const struct sess *s, const Tc__BlockReply *b,
+                          uint64_t h, char *why, size_t why_len)
+{
+    if (b->cert == NULL) {
+        snprintf(why, why_len, "it has no certificate");
+        return false;
+    }
+    struct verify_epoch *ep = malloc(sizeof *ep);
+    if (ep == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return false;
+    }
+    bool ok = tip_epoch(s, b, ep, why, why_len);
+    if (ok && b->n_epochs > 0 && ep->set.base_height >= h) {
+        snprintf(why, why_len, "an epoch link is not below the tip");
+        ok = false;
+    }
+    uint8_t hash[32];
+    crypto_sha256(b->block->header.data, b->block->header.len, hash);
+    if (ok)
+        ok = verify_cert_with_set(&ep->set, ep->epoch_chain_id, h, hash,
+                                  b->cert, why, why_len);
+    free(ep);
+    return ok;
+}
+
 static int fetch_tip(struct sess *s, struct tip *tip)
 {
     memset(tip, 0, sizeof *tip);
@@ -125,13 +167,7 @@ static int fetch_tip(struct sess *s, struct tip *tip)
         tip->t.time_ms = hd->timestamp_ms;
         tip->t.log_size = hd->log_size;
         memcpy(tip->t.log_root, hd->log_root.data, 32);
-        uint8_t hash[32];
-        crypto_sha256(b->block->header.data, b->block->header.len, hash);
-        tip->verified =
-            b->cert != NULL && verify_certificate(s->g, h, hash, b->cert,
-                                                  tip->why, sizeof tip->why);
-        if (b->cert == NULL)
-            snprintf(tip->why, sizeof tip->why, "it has no certificate");
+        tip->verified = tip_certified(s, b, h, tip->why, sizeof tip->why);
     }
     if (hd != NULL)
         tc__block_header__free_unpacked(hd, NULL);
@@ -173,6 +209,28 @@ static void run_free(struct run *r)
     free(r->cons);
     trial_entries_free(&r->te);
     memset(r, 0, sizeof *r);
+}
+
+/* verify_log_extension against the tip, with the tip's certificate checked
+ * by the set its epoch links reach. */
+static bool verify_tip_extension(const struct sess *s, const struct tip *tip,
+                                 uint64_t size, const uint8_t root[32],
+                                 const Tc__Block *tb,
+                                 const Tc__ConsistencyProof *proof, char *why)
+{
+    const Tc__BlockReply *b = tip->block->block;
+    struct verify_epoch *ep = malloc(sizeof *ep);
+    if (ep == NULL) {
+        snprintf(why, WHY_MAX, "out of memory");
+        return false;
+    }
+    bool ok = tip_epoch(s, b, ep, why, WHY_MAX);
+    if (ok)
+        ok = verify_log_extension_in(ep, size, root, tb->header.data,
+                                     tb->header.len, b->cert, proof, why,
+                                     WHY_MAX);
+    free(ep);
+    return ok;
 }
 
 /* Is the log at (size, root), certified in an entry's block, a prefix of
@@ -217,9 +275,10 @@ static int check_consistency(struct sess *s, struct run *r,
             rep->consistency->proof == NULL)
             snprintf(why, WHY_MAX, "the node gave no consistency proof");
         else
-            *ok = verify_log_extension(s->g, size, root, tb->header.data,
-                                       tb->header.len, tip->block->block->cert,
-                                       rep->consistency->proof, why, WHY_MAX);
+            /* the tip's certificate was checked by fetch_tip (across
+             * the replica-set changes); here the log extension */
+            *ok = verify_tip_extension(s, tip, size, root, tb,
+                                       rep->consistency->proof, why);
         client_reply_free(rep);
     }
     struct consist *nc = realloc(r->cons, (r->n_cons + 1) * sizeof *nc);

@@ -50,11 +50,14 @@ static const char verify_usage[] =
     "                                     [--path HEX,HEX,...]\n"
     "       trialchain verify document FILE --trial T [--version V]\n"
     "receipt: checks a receipt offline with the genesis alone (certificate,\n"
-    "  inclusion in the block and in the global log, the signature).\n"
+    "  following each replica-set change it carries, inclusion in the block\n"
+    "  and in the global log, the signature).\n"
     "ledger: fetches every block with its certificate from the node and "
     "checks\n"
-    "  the hash chain, each certificate, each block's Merkle roots and the\n"
-    "  global log's size and root, trusting nothing but the genesis G.\n"
+    "  the hash chain, each certificate (against the replica set in force,\n"
+    "  switching at every block that changes it), each block's Merkle roots\n"
+    "  and the global log's size and root, trusting nothing but the genesis "
+    "G.\n"
     "inclusion / consistency: raw RFC 9162 proofs (SHA-256 hashes in hex) "
     "for\n"
     "  auditors who hold hashes from elsewhere.\n"
@@ -224,6 +227,8 @@ static int verify_receipt_cmd(int argc, char **argv)
                                 json_integer((json_int_t)info.log_index));
             json_object_set_new(j, "log_size",
                                 json_integer((json_int_t)info.log_size));
+            json_object_set_new(j, "replica_set_changes",
+                                json_integer((json_int_t)info.n_epochs));
             json_object_set_new(
                 j, "status",
                 json_string(info.status == TC__TX_STATUS__TX_ACCEPTED
@@ -234,10 +239,18 @@ static int verify_receipt_cmd(int argc, char **argv)
         }
         util_print_json(j);
     } else if (ok) {
+        char by[96];
+        if (info.n_epochs == 0)
+            snprintf(by, sizeof(by), "the genesis replicas");
+        else
+            snprintf(by, sizeof(by),
+                     "the replica set in force, reached from the genesis "
+                     "across %u change%s",
+                     info.n_epochs, info.n_epochs == 1 ? "" : "s");
         printf("VALID: tx %s\n  in block %llu at %s, certified by a quorum "
-               "of the genesis replicas\n  log leaf %llu of %llu\n  the "
+               "of %s\n  log leaf %llu of %llu\n  the "
                "transaction was %s\n",
-               id, (unsigned long long)info.height, when,
+               id, (unsigned long long)info.height, when, by,
                (unsigned long long)info.log_index,
                (unsigned long long)info.log_size,
                info.status == TC__TX_STATUS__TX_ACCEPTED ? "accepted"
@@ -254,13 +267,14 @@ static int verify_receipt_cmd(int argc, char **argv)
 
 struct ledger_check {
     struct merkle_log log;
+    struct verify_epoch ep; /* the replica set in force, from the genesis */
     uint8_t prev[32];
     uint64_t blocks, txs;
     char why[400];
 };
 
 /* Checks one block reply; false with why set when something fails. */
-static bool check_block(struct sess *s, struct ledger_check *lc, uint64_t h,
+static bool check_block(struct ledger_check *lc, uint64_t h,
                         const Tc__BlockReply *br)
 {
     if (!br->block || !br->cert) {
@@ -278,8 +292,10 @@ static bool check_block(struct sess *s, struct ledger_check *lc, uint64_t h,
     tc__block__pack(br->block, bytes);
     struct verify_block_info info;
     char why[300] = "";
-    bool ok = verify_block(s->g, bytes, len, br->cert, lc->prev, h, &info, why,
-                           sizeof(why));
+    /* each certificate against the set in force; a block carrying
+     * next_replicas switches the set for the blocks after it */
+    bool ok = verify_block_walk(&lc->ep, bytes, len, br->cert, lc->prev, h,
+                                &info, why, sizeof(why));
     free(bytes);
     if (!ok) {
         snprintf(lc->why, sizeof(lc->why), "block %llu: %s",
@@ -306,6 +322,71 @@ static bool check_block(struct sess *s, struct ledger_check *lc, uint64_t h,
     lc->blocks++;
     lc->txs += br->block->n_txs;
     return true;
+}
+
+/* Fetches and checks blocks 1..certified in order; *ok false with lc->why
+ * at the first that fails. Returns an exit code for the transport. */
+static int ledger_walk(struct sess *s, struct ledger_check *lc,
+                       uint64_t certified, bool *ok)
+{
+    struct util_progress prog;
+    int rc = EXIT_OK;
+
+    util_progress_start(&prog, "blocks", 0);
+    prog.enabled = certified >= 1000 && !cli.json && isatty(2);
+    prog.total = certified;
+    for (uint64_t h = 1; rc == EXIT_OK && *ok && h <= certified; h++) {
+        Tc__ClientReply *r = NULL;
+        int rv = client_get_block(s->c, h, &r);
+        if (rv != 0) {
+            util_err("cannot fetch block %llu from %s: %s",
+                     (unsigned long long)h, cli.node_url, client_error(s->c));
+            rc = EXIT_UNREACHABLE;
+        } else if (r->code != TC__REPLY_CODE__REPLY_OK || !r->block) {
+            snprintf(lc->why, sizeof(lc->why),
+                     "the node has no block %llu although it reports %llu "
+                     "certified blocks",
+                     (unsigned long long)h, (unsigned long long)certified);
+            *ok = false;
+        } else {
+            *ok = check_block(lc, h, r->block);
+        }
+        client_reply_free(r);
+        util_progress_add(&prog, 1);
+    }
+    util_progress_end(&prog);
+    return rc;
+}
+
+static void ledger_report(const struct ledger_check *lc, bool ok)
+{
+    char root[65];
+    uint8_t r32[32];
+
+    merkle_log_root(&lc->log, r32);
+    lg_hex(r32, 32, root);
+    if (cli.json) {
+        json_t *j = json_pack(
+            "{s:b, s:I, s:I, s:s, s:I, s:I}", "valid", ok, "blocks",
+            (json_int_t)lc->blocks, "txs", (json_int_t)lc->txs, "log_root",
+            root, "replica_set_changes", (json_int_t)lc->ep.n_changes,
+            "replicas", (json_int_t)lc->ep.set.n);
+        if (!ok)
+            json_object_set_new(j, "problem", json_string(lc->why));
+        util_print_json(j);
+    } else if (ok) {
+        printf("VALID: %llu certified blocks, %llu transactions, %u "
+               "replica-set change%s crossed\n  hash chain, certificates "
+               "(each by the replica set in force), block roots and log "
+               "root %s\n  checked against the genesis alone\n",
+               (unsigned long long)lc->blocks, (unsigned long long)lc->txs,
+               lc->ep.n_changes, lc->ep.n_changes == 1 ? "" : "s", root);
+    } else {
+        printf("INVALID after %llu good blocks (%u replica-set change%s "
+               "crossed): %s\n",
+               (unsigned long long)lc->blocks, lc->ep.n_changes,
+               lc->ep.n_changes == 1 ? "" : "s", lc->why);
+    }
 }
 
 static int verify_ledger(int argc, char **argv)
@@ -347,60 +428,26 @@ static int verify_ledger(int argc, char **argv)
         }
         client_reply_free(st);
     }
-    struct ledger_check lc;
-    memset(&lc, 0, sizeof(lc));
-    merkle_log_init(&lc.log);
-    if (rc == EXIT_OK)
-        memcpy(lc.prev, s.g->chain_id, 32);
-    struct util_progress prog;
-    util_progress_start(&prog, "blocks", 0);
-    prog.enabled = certified >= 1000 && !cli.json && isatty(2);
-    prog.total = certified;
-    bool ok = true;
-    for (uint64_t h = 1; rc == EXIT_OK && ok && h <= certified; h++) {
-        Tc__ClientReply *r = NULL;
-        int rv = client_get_block(s.c, h, &r);
-        if (rv != 0) {
-            util_err("cannot fetch block %llu from %s: %s",
-                     (unsigned long long)h, cli.node_url, client_error(s.c));
-            rc = EXIT_UNREACHABLE;
-        } else if (r->code != TC__REPLY_CODE__REPLY_OK || !r->block) {
-            snprintf(lc.why, sizeof(lc.why),
-                     "the node has no block %llu although it reports %llu "
-                     "certified blocks",
-                     (unsigned long long)h, (unsigned long long)certified);
-            ok = false;
-        } else {
-            ok = check_block(&s, &lc, h, r->block);
-        }
-        client_reply_free(r);
-        util_progress_add(&prog, 1);
+    /* the walk's replica set is large: keep it off the stack */
+    struct ledger_check *lc = calloc(1, sizeof(*lc));
+    if (lc == NULL) {
+        util_err("out of memory");
+        sess_close(&s);
+        return EXIT_USAGE;
     }
-    util_progress_end(&prog);
+    merkle_log_init(&lc->log);
     if (rc == EXIT_OK) {
-        char root[65];
-        uint8_t r32[32];
-        merkle_log_root(&lc.log, r32);
-        lg_hex(r32, 32, root);
-        if (cli.json) {
-            json_t *j = json_pack("{s:b, s:I, s:I, s:s}", "valid", ok, "blocks",
-                                  (json_int_t)lc.blocks, "txs",
-                                  (json_int_t)lc.txs, "log_root", root);
-            if (!ok)
-                json_object_set_new(j, "problem", json_string(lc.why));
-            util_print_json(j);
-        } else if (ok) {
-            printf("VALID: %llu certified blocks, %llu transactions\n  hash "
-                   "chain, certificates, block roots and log root %s\n  "
-                   "checked against the genesis alone\n",
-                   (unsigned long long)lc.blocks, (unsigned long long)lc.txs,
-                   root);
-        } else {
-            printf("INVALID after %llu good blocks: %s\n",
-                   (unsigned long long)lc.blocks, lc.why);
-        }
+        memcpy(lc->prev, s.g->chain_id, 32);
+        verify_epoch_genesis(s.g, &lc->ep);
+    }
+    bool ok = true;
+    if (rc == EXIT_OK)
+        rc = ledger_walk(&s, lc, certified, &ok);
+    if (rc == EXIT_OK) {
+        ledger_report(lc, ok);
         rc = ok ? EXIT_OK : EXIT_FINDINGS;
     }
+    free(lc);
     sess_close(&s);
     return rc;
 }

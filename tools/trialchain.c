@@ -42,6 +42,8 @@ static const struct command commands[] = {
     {"verify", cmd_verify,
      "check receipts, the whole ledger or raw Merkle proofs offline"},
     {"audit", cmd_audit, "the integrity report an ethics board runs"},
+    {"governance", cmd_governance,
+     "propose and approve member and replica changes; list them"},
 };
 
 static void usage(FILE *f)

@@ -472,6 +472,76 @@ int sess_call(struct sess *s, const Tc__ClientRequest *req,
     return code;
 }
 
+/* The member name the ledger knows key pk by: the genesis, else (a member
+ * added or re-keyed by governance after it) the members the node reports
+ * now, whatever their status: the node rejects a suspended or removed
+ * member's transaction with its reason. False when neither knows the key
+ * or the node cannot say. */
+static bool sess_member_name(struct sess *s, const uint8_t pk[32],
+                             char name[GENESIS_NAME_MAX])
+{
+    const struct genesis_member *m =
+        s->g ? genesis_member_by_key(s->g, pk) : NULL;
+    if (m) {
+        snprintf(name, GENESIS_NAME_MAX, "%s", m->name);
+        return true;
+    }
+    Tc__ClientRequest req = TC__CLIENT_REQUEST__INIT;
+    Tc__QueryGovernance q = TC__QUERY_GOVERNANCE__INIT;
+    Tc__Page page = TC__PAGE__INIT;
+    req.req_case = TC__CLIENT_REQUEST__REQ_GOVERNANCE;
+    req.governance = &q;
+    q.page = &page;
+    page.limit = 1; /* the members come with any page of proposals */
+    Tc__ClientReply *r = NULL;
+    bool found = false;
+    if (client_call(s->c, &req, &r) != 0)
+        return false;
+    for (size_t i = 0; r->code == TC__REPLY_CODE__REPLY_OK && r->governance &&
+                       i < r->governance->n_members && !found;
+         i++) {
+        const Tc__GovMember *gm = r->governance->members[i];
+        if (gm->public_key.len == 32 &&
+            memcmp(gm->public_key.data, pk, 32) == 0) {
+            snprintf(name, GENESIS_NAME_MAX, "%s", gm->name);
+            found = true;
+        }
+    }
+    client_reply_free(r);
+    return found;
+}
+
+bool util_print_refusal(const Tc__ClientReply *r, const uint8_t tx_id[32])
+{
+    static const char *const member_codes[] = {
+        "member-suspended", "member-removed", "key-rotated", "unknown-signer"};
+    if (r->code != TC__REPLY_CODE__REPLY_BAD_REQUEST || !r->error)
+        return false;
+    const char *code = NULL;
+    for (size_t i = 0; i < sizeof(member_codes) / sizeof(member_codes[0]);
+         i++) {
+        size_t n = strlen(member_codes[i]);
+        if (!strncmp(r->error, member_codes[i], n) && r->error[n] == ':')
+            code = member_codes[i];
+    }
+    if (!code)
+        return false;
+    const char *msg = r->error + strlen(code) + 1;
+    msg += *msg == ' ';
+    char id[65];
+    lg_hex(tx_id, 32, id);
+    if (cli.json)
+        util_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "tx_id", id,
+                                  "status", "refused", "code", code, "message",
+                                  msg, "height", (json_int_t)0,
+                                  "receipt_verified", false));
+    else
+        printf("REJECTED (%s): %s\n  tx %s (refused by the node before "
+               "ordering: not on the ledger)\n",
+               code, msg, id);
+    return true;
+}
+
 int sess_open(struct sess *s, bool need_key)
 {
     memset(s, 0, sizeof(*s));
@@ -524,12 +594,12 @@ int sess_open(struct sess *s, bool need_key)
         int rc = sess_genesis(s, NULL);
         if (rc != EXIT_OK)
             return rc;
-        const struct genesis_member *m =
-            genesis_member_by_key(s->g, s->key.public_key);
-        if (!m) {
+        char name[GENESIS_NAME_MAX];
+        if (!sess_member_name(s, s->key.public_key, name)) {
             util_err("the key %s (%s) is not a member of the consortium "
-                     "\"%s\" served by %s: it belongs to another consortium "
-                     "or was never added to this genesis; use your key for "
+                     "\"%s\" served by %s: it belongs to another consortium, "
+                     "or neither the genesis nor governance added it (see "
+                     "`trialchain governance members`); use your key for "
                      "this consortium",
                      cli.key_path, s->key.name, s->g->chain_name, cli.node_url);
             return EXIT_USAGE;
@@ -628,10 +698,10 @@ int sess_next_nonce(struct sess *s, uint64_t *nonce)
     Tc__Page page = TC__PAGE__INIT;
     req.req_case = TC__CLIENT_REQUEST__REQ_MEMBER;
     req.member = &qm;
-    /* the ledger knows the member by its genesis name */
-    const struct genesis_member *m =
-        s->g ? genesis_member_by_key(s->g, s->key.public_key) : NULL;
-    qm.member = (char *)(m ? m->name : s->key.name);
+    /* the ledger knows the member by its genesis or governance name */
+    char name[GENESIS_NAME_MAX];
+    qm.member =
+        sess_member_name(s, s->key.public_key, name) ? name : s->key.name;
     qm.page = &page;
     page.limit = 1;
     /* two cheap queries: how many entries, then the last one */
@@ -758,6 +828,10 @@ int sess_submit(struct sess *s, Tc__Tx *tx, const char *what,
     if (rv != 0) {
         util_err("the node's reply does not decode (%s)", client_error(s->c));
         return EXIT_UNREACHABLE;
+    }
+    if (util_print_refusal(r, id)) {
+        client_reply_free(r);
+        return EXIT_FINDINGS;
     }
     if (r->code != TC__REPLY_CODE__REPLY_OK || !r->submit) {
         util_err("the node did not take the transaction: %s%s%s",
@@ -1159,6 +1233,28 @@ void util_tx_describe(const Tc__Tx *tx, char *out, size_t n)
                                             : "all trials",
                  (unsigned long long)tx->attestation->height,
                  tx->attestation->n_findings);
+        break;
+    case TC__TX__BODY_GOVERNANCE_PROPOSAL: {
+        /* GOV_MEMBER_ADD -> member-add, as the governance command says */
+        const ProtobufCEnumValue *a = protobuf_c_enum_descriptor_get_value(
+            &tc__gov_action__descriptor, (int)tx->governance_proposal->action);
+        char act[32] = "?";
+        if (a && !strncmp(a->name, "GOV_", 4)) {
+            size_t k = 0;
+            for (const char *c = a->name + 4; *c && k + 1 < sizeof(act); c++)
+                act[k++] = *c == '_' ? '-' : (char)(*c - 'A' + 'a');
+            act[k] = '\0';
+        }
+        snprintf(out, n, "proposed governance change %s: %s %s%s%s",
+                 tx->governance_proposal->proposal_id, act,
+                 tx->governance_proposal->name,
+                 *tx->governance_proposal->reason ? ": " : "",
+                 tx->governance_proposal->reason);
+        break;
+    }
+    case TC__TX__BODY_GOVERNANCE_APPROVAL:
+        snprintf(out, n, "approved governance proposal %s",
+                 tx->governance_approval->proposal_id);
         break;
     default:
         snprintf(out, n, "an empty transaction");

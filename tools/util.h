@@ -132,6 +132,13 @@ int sess_genesis(struct sess *s, const char *path);
 int sess_submit(struct sess *s, Tc__Tx *tx, const char *what,
                 uint8_t tx_id_out[32]);
 
+/* A submission the node refused because of who signed it (reply
+ * BAD_REQUEST with error "member-suspended: ...", "member-removed: ...",
+ * "key-rotated: ..." or "unknown-signer: ..."): prints it as a rejection
+ * with its reason code (JSON with --json) and returns true; the caller
+ * exits EXIT_FINDINGS. False for any other reply. */
+bool util_print_refusal(const Tc__ClientReply *r, const uint8_t tx_id[32]);
+
 /* Nonce choice: max(the signer's last nonce on the ledger + 1, the current
  * time in microseconds). Time alone keeps nonces increasing across runs on
  * one machine; the ledger's last nonce covers a clock that went back or a

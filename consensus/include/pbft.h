@@ -56,7 +56,16 @@
  * Numbering: replicas are 0..n-1; the primary of view v is v mod n.
  * Sequence numbers start at 1; seq 0 is the genesis checkpoint (digest given
  * in the config). Every executed sequence number is one block; its height is
- * its seq.
+ * its seq. A later epoch (config.base_seq > 0) starts at base_seq instead.
+ *
+ * Reconfiguration (changing the replica set at seq h): the driver decides
+ * the change when it executes h, calls pbft_set_stop(old, h) on the old
+ * core and starts a new core with the new set, base_seq = h, genesis_digest
+ * = the state after h, an epoch-specific chain_id and initial_view = the
+ * view h executed in. It executes nothing the old core hands out beyond h
+ * and frees the old core once ready.certified contains h (or it got that
+ * certificate from a peer). Messages carry their epoch; the driver routes
+ * them to the matching core.
  *
  * Ownership: events and their messages are borrowed for the duration of
  * pbft_step() (the core copies what it keeps). Everything in a ready is owned
@@ -232,7 +241,17 @@ struct pbft_config {
     uint32_t n;                               /* replicas, >= 4 */
     uint32_t self;                            /* this replica's id, < n */
     uint8_t chain_id[PBFT_CHAIN_ID_SIZE];     /* in every signed statement */
-    uint8_t genesis_digest[PBFT_DIGEST_SIZE]; /* state digest at seq 0 */
+    uint8_t genesis_digest[PBFT_DIGEST_SIZE]; /* state digest at base_seq */
+    /* Reconfiguration: a replica set (an epoch) starts at the checkpoint
+     * (base_seq, genesis_digest), held like seq 0 with an implicit, empty
+     * certificate: water marks start there and the first seq assigned is
+     * base_seq + 1. A multiple of checkpoint_interval; 0 for the first
+     * epoch. Give each epoch its own chain_id, so that no vote of one
+     * epoch counts in another. */
+    pbft_seq base_seq;
+    /* View a replica starts in when no persisted META says otherwise (the
+     * view the epoch's first checkpoint executed in; 0 for the first). */
+    pbft_view initial_view;
 
     uint32_t batch_max;           /* requests per batch, >= 1 */
     uint32_t batch_bytes_max;     /* bytes of request data per batch */
@@ -378,10 +397,37 @@ void pbft_free(struct pbft *p);
 int pbft_restore(struct pbft *p, const struct pbft_record *rec);
 
 /* Starts the replica: last_seq/last_digest is what the application has
- * executed (0 and the genesis digest on a fresh start). */
+ * executed (base_seq and the genesis digest on a fresh start; never below
+ * base_seq, else PBFT_EINVAL). After pbft_set_stop(p, h), last_seq must be
+ * <= h: an old epoch's core restarts at (h, digest of h) even when the
+ * application went on in the next epoch. */
 int pbft_start(struct pbft *p, pbft_seq last_seq,
                const uint8_t last_digest[PBFT_DIGEST_SIZE], uint64_t now_ms,
                struct pbft_ready *out);
+
+/* Ends this core's epoch at seq (reconfiguration; see the top of this
+ * file). Call it before pbft_start() on a restart, or once the driver
+ * executed seq (not necessarily fed back with PBFT_EV_EXECUTED yet). From
+ * then on the core:
+ *   - hands out no batch beyond seq in ready.execute (batches beyond seq
+ *     handed out earlier are void: the driver must not execute them, nor
+ *     feed them back), and as primary proposes nothing beyond seq;
+ *   - arms no view-change or complaint timer (nothing more executes in
+ *     this epoch, so no view change is useful); it still joins a view
+ *     change f+1 others prove, so a quorum can finish seq without it;
+ *   - resends its own CHECKPOINT vote for seq every view_timeout_ms / 4
+ *     until checkpoint seq is stable here, with a FETCH for the others'
+ *     votes (on a restart with last_seq == seq it signs its vote if the
+ *     store lacks it), keeps accepting
+ *     CHECKPOINT votes and answering FETCH, and reports the certificate
+ *     for seq in ready.certified when it forms (after a restart where it
+ *     was already stable: again, from pbft_start()). Certificates below
+ *     seq that have not formed by then are skipped: nothing later would
+ *     bring their votes, and the one for seq covers the chain before it.
+ * seq must be a multiple of checkpoint_interval, >= base_seq and >= what
+ * was already fed back as executed; a second call may only lower it.
+ * Returns PBFT_OK or PBFT_EINVAL. */
+int pbft_set_stop(struct pbft *p, pbft_seq seq);
 
 /* Feeds one event. Invalid or Byzantine input returns an error code and
  * changes nothing (it is counted); it never aborts. A ready not released

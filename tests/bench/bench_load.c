@@ -15,7 +15,10 @@
  *       (PATH = bench_bound, with the warm-up's batch size) just before the
  *       load; saturation (closed loop at each level, peak kept); latency at
  *       half the peak rate (open loop); overload (the peak's clients times
- *       the factor); optionally growth of the ledger to N transactions.
+ *       the factor); optionally growth of the ledger to N transactions
+ *       (at most S seconds; SIGUSR1 ends it early, after the running
+ *       chunk of at most a minute, so the large-ledger figures can still
+ *       be taken at the size reached).
  *       Progress on stderr; the last stdout line is one JSON object.
  *   bench_load selftest [--txs N]
  *       Offline: builds every kind of transaction of the mix and executes
@@ -45,6 +48,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1027,6 +1031,15 @@ static int parse_levels(const char *s, unsigned *lv, unsigned *n)
 
 #define SMALL_CONSENTS 10000.0
 
+/* Set by SIGUSR1: the growth phase stops after its running chunk. */
+static volatile sig_atomic_t grow_stop;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    grow_stop = 1;
+}
+
 /* The growth phase's second trial: registered, approved, its first n bench
  * sites authorized. */
 static int setup_small(const struct net *net, struct client *c0,
@@ -1192,7 +1205,14 @@ static int run(const char *dir, const struct run_opts *o)
             w[i].cs.small_trial = small;
             w[i].cs.small_ppm = (uint32_t)(1e6 * (share < 1 ? share : 1));
         }
-        while (l < o->grow_to && now_s() - g0 < o->grow_secs) {
+        uint64_t l_start = l;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_usr1;
+        sa.sa_flags = SA_RESTART; /* nng's and our waits carry on */
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGUSR1, &sa, NULL);
+        while (l < o->grow_to && !grow_stop && now_s() - g0 < o->grow_secs) {
             double left = o->grow_secs - (now_s() - g0);
             /* Chunks of at most a minute, sized by the peak rate so the
              * target is not overshot by much. */
@@ -1205,8 +1225,21 @@ static int run(const char *dir, const struct run_opts *o)
                                       chunk, &grow) != 0)
                 break;
             (void)net_tip(&net, &h, &l, NULL);
-            fprintf(stderr, "  grow       ledger at %" PRIu64 " txs\n", l);
+            /* The rate over the whole phase so far: it falls as the
+             * ledger grows, so the time left it gives is optimistic. */
+            double el = now_s() - g0;
+            double rate = el > 0 ? (double)(l - l_start) / el : 0;
+            fprintf(stderr,
+                    "  grow       ledger at %" PRIu64
+                    " txs, %.0f tx/s over %.0f s, %.0f s to go at that "
+                    "rate\n",
+                    l, rate, el,
+                    rate > 0 && l < o->grow_to ? (double)(o->grow_to - l) / rate
+                                               : 0);
         }
+        if (grow_stop)
+            fprintf(stderr,
+                    "  grow       stopped by SIGUSR1 at %" PRIu64 " txs\n", l);
         grown = l;
         grow_s = now_s() - g0;
     }

@@ -137,6 +137,7 @@ struct run {
     pbft_seq exec_queue[64];
     uint32_t n_exec_queue;
     pbft_seq last_exec_seq;
+    pbft_seq stop_seq; /* pbft_set_stop() before start, or UINT64_MAX */
     struct pbft_checkpoint_cert fetch_cert;
     struct pbft_vote fetch_votes[N];
     bool has_fetch;
@@ -361,8 +362,10 @@ static void check_ready(struct run *r, const struct pbft_ready *rd)
     }
     for (uint32_t i = 0; i < rd->n_execute; i++) {
         const struct pbft_execute *e = &rd->execute[i];
-        /* once each, in order (while the driver kept its contract) */
+        /* once each, in order (while the driver kept its contract), never
+         * beyond a stop */
         LG_ASSERT(r->driver_lied || e->seq > r->last_exec_seq);
+        LG_ASSERT(r->driver_lied || e->seq <= r->stop_seq);
         r->last_exec_seq = e->seq;
         if (r->n_exec_queue < 64)
             r->exec_queue[r->n_exec_queue++] = e->seq;
@@ -541,6 +544,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r->cfg.crypto.sign = fz_sign;
     r->cfg.crypto.verify = fz_verify;
     r->cfg.crypto.verify_request = fz_verify_request;
+    /* a later epoch of a reconfigured chain, maybe ending soon */
+    if (hdr & 0x20) {
+        r->cfg.base_seq = 64 * (pbft_seq)r->cfg.checkpoint_interval;
+        r->cfg.initial_view = hdr >> 7;
+    }
+    r->stop_seq = UINT64_MAX;
+    if (hdr & 0x40)
+        r->stop_seq = r->cfg.base_seq + 2 * r->cfg.checkpoint_interval;
     codec_limits_from_config(&r->cfg, &r->lim);
     const char *why = NULL;
     r->p = pbft_new(&r->cfg, &why);
@@ -549,8 +560,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct pbft_ready rd;
     memset(&rd, 0, sizeof(rd));
-    LG_ASSERT(pbft_start(r->p, 0, r->cfg.genesis_digest, r->now, &rd) ==
-              PBFT_OK);
+    if (r->stop_seq != UINT64_MAX)
+        LG_ASSERT(pbft_set_stop(r->p, r->stop_seq) == PBFT_OK);
+    LG_ASSERT(pbft_start(r->p, r->cfg.base_seq, r->cfg.genesis_digest, r->now,
+                         &rd) == PBFT_OK);
     check_ready(r, &rd);
     pbft_advance(r->p);
     pbft_get_status(r->p, &r->st);

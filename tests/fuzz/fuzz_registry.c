@@ -17,8 +17,14 @@
  * outsider is never accepted; executing the same block twice gives the
  * same results (determinism).
  *
+ * The genesis names sponsor and ethics as governance voters (threshold 2),
+ * so governance proposals and approvals reach every rule, and an applied
+ * change (a suspended or removed signer, a rotated key) is seen by the
+ * records after it.
+ *
  * FUZZ_VERBOSE=1 prints each outcome. FUZZ_WRITE_SEEDS=DIR makes the first call
- * write the seed corpus (a protocol, its approval, a site, a consent) into DIR.
+ * write the seed corpus (a protocol, its approval, a site, a consent, and
+ * governance changes) into DIR.
  */
 #include "crypto.h"
 #include "genesis.h"
@@ -86,7 +92,10 @@ static void make_genesis(void)
                               "\"%s\"}",
                               i ? "," : "", names[i], roles[i], i, hex);
     }
-    n += (size_t)snprintf(json + n, sizeof(json) - n, "]}");
+    /* sponsor and ethics_board vote; two organisations decide */
+    n += (size_t)snprintf(json + n, sizeof(json) - n,
+                          "],\"governance\":{\"threshold\":2,\"voters\":"
+                          "[\"sponsor\",\"ethics\"]}}");
     LG_ASSERT(n < sizeof(json));
     char err[256];
     E.g = calloc(1, sizeof(*E.g));
@@ -360,6 +369,91 @@ static void write_seeds(const char *dir)
     fclose(f);
 }
 
+static void put_proposal(FILE *f, uint8_t who, const char *id,
+                         Tc__GovAction action, const char *name,
+                         const uint8_t *pk, const char *url)
+{
+    Tc__GovernanceProposal p = TC__GOVERNANCE_PROPOSAL__INIT;
+    p.proposal_id = S(id);
+    p.action = action;
+    p.name = S(name);
+    if (action == TC__GOV_ACTION__GOV_MEMBER_ADD) {
+        p.organisation = S("Org 9");
+        p.role = S("site");
+    }
+    if (pk != NULL) {
+        p.public_key.data = (uint8_t *)(uintptr_t)pk;
+        p.public_key.len = 32;
+    }
+    p.peer_url = S(url != NULL ? url : "");
+    Tc__Tx t = TC__TX__INIT;
+    t.body_case = TC__TX__BODY_GOVERNANCE_PROPOSAL;
+    t.governance_proposal = &p;
+    put_record(f, who, &t);
+}
+
+static void put_approval(FILE *f, uint8_t who, const char *id)
+{
+    Tc__GovernanceApproval a = TC__GOVERNANCE_APPROVAL__INIT;
+    a.proposal_id = S(id);
+    Tc__Tx t = TC__TX__INIT;
+    t.body_case = TC__TX__BODY_GOVERNANCE_APPROVAL;
+    t.governance_approval = &a;
+    put_record(f, who, &t);
+}
+
+/* Governance seeds: sponsor (0) proposes, ethics (2) approves. */
+static void write_gov_seeds(const char *dir)
+{
+    static const uint8_t k1[32] = {0x71, 1}, k2[32] = {0x72, 2};
+    FILE *f = seed_file(dir, "gov-member-add-suspend");
+    put_proposal(f, 0, "g1", TC__GOV_ACTION__GOV_MEMBER_ADD, "site-z", k1,
+                 NULL);
+    put_approval(f, 2, "g1");
+    put_proposal(f, 0, "g2", TC__GOV_ACTION__GOV_MEMBER_SUSPEND, "site-a", NULL,
+                 NULL);
+    put_approval(f, 2, "g2");
+    put_approval(f, 1, "g2"); /* site-a is suspended now */
+    put_approval(f, 2, "g2"); /* closed */
+    fclose(f);
+    f = seed_file(dir, "gov-rotate-remove");
+    put_proposal(f, 0, "r1", TC__GOV_ACTION__GOV_MEMBER_ROTATE_KEY, "auditor",
+                 k2, NULL);
+    put_approval(f, 2, "r1");
+    put_approval(f, 3, "r1"); /* the auditor's old key */
+    put_proposal(f, 0, "r2", TC__GOV_ACTION__GOV_MEMBER_REMOVE, "site-a", NULL,
+                 NULL);
+    put_approval(f, 2, "r2");
+    put_approval(f, 1, "r2");
+    fclose(f);
+    f = seed_file(dir, "gov-replicas");
+    put_proposal(f, 0, "n1", TC__GOV_ACTION__GOV_REPLICA_ADD, "node4", k1,
+                 "tcp://127.0.0.1:27004");
+    put_approval(f, 2, "n1");
+    put_proposal(f, 0, "n2", TC__GOV_ACTION__GOV_REPLICA_MOVE, "node0", k2,
+                 "tcp://[::1]:27100");
+    put_approval(f, 2, "n2");
+    put_proposal(f, 0, "n3", TC__GOV_ACTION__GOV_REPLICA_REMOVE, "node1", NULL,
+                 NULL);
+    put_approval(f, 2, "n3");
+    put_proposal(f, 0, "n4", TC__GOV_ACTION__GOV_REPLICA_REMOVE, "node2", NULL,
+                 NULL);
+    fclose(f);
+    f = seed_file(dir, "gov-refusals");
+    put_proposal(f, 1, "x1", TC__GOV_ACTION__GOV_MEMBER_SUSPEND, "ethics", NULL,
+                 NULL);
+    put_proposal(f, 0, "x2", TC__GOV_ACTION__GOV_MEMBER_ADD, "ethics", k1,
+                 NULL);
+    put_proposal(f, 0, "x3", TC__GOV_ACTION__GOV_REPLICA_ADD, "node9", k1,
+                 "udp://nowhere");
+    put_proposal(f, 0, "x4", TC__GOV_ACTION__GOV_MEMBER_SUSPEND, "sponsor",
+                 NULL, NULL);
+    put_approval(f, 2, "x4");
+    put_approval(f, 0, "x4");
+    put_approval(f, 2, "none");
+    fclose(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool ready;
@@ -367,8 +461,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
         ready = true;
         const char *seeds = getenv("FUZZ_WRITE_SEEDS");
-        if (seeds != NULL)
+        if (seeds != NULL) {
             write_seeds(seeds);
+            write_gov_seeds(seeds);
+        }
     }
     static struct tx_result a[MAX_TXS], b[MAX_TXS];
     size_t na = run_block(data, size, a);

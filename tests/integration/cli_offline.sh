@@ -40,7 +40,9 @@ for c in "" keygen status block tx "protocol" "protocol register" \
     "dataset register" "dataset verify" "dataset share" "dataset open" \
     access "access revoke" results "results register" trial "trial show" \
     "trial history" "trial list" proof verify "verify receipt" \
-    "verify ledger" "verify inclusion" "verify consistency"; do
+    "verify ledger" "verify inclusion" "verify consistency" governance \
+    "governance propose" "governance approve" "governance list" \
+    "governance show" "governance members"; do
     # shellcheck disable=SC2086
     if ! timeout 10 "$TC" $c --help >"$TMP/help" 2>&1 ||
         ! grep -q usage "$TMP/help"; then
@@ -99,6 +101,38 @@ expect cli_unreachable_trial 3 "$TC" trial list
 expect cli_unreachable_submit 3 "$TC" --key "$TMP/s.key" site authorize --trial T --site s
 grep -q "cannot reach the node" "$TMP/err" && pass cli_unreachable_message ||
     fail cli_unreachable_message
+expect cli_unreachable_governance 3 "$TC" governance list
+expect cli_unreachable_governance_propose 3 "$TC" --key "$TMP/s.key" governance \
+    propose p1 member-suspend site-a
+
+# ---- governance input errors (refused before any node is asked) ------------------------
+PK=$(printf 'ab%.0s' $(seq 32))
+expect cli_gov_no_subcommand 2 "$TC" governance
+expect cli_gov_unknown_subcommand 2 "$TC" governance vote p1
+expect cli_gov_unknown_action 2 "$TC" --key "$TMP/s.key" governance propose p1 frob x
+expect cli_gov_missing_name 2 "$TC" --key "$TMP/s.key" governance propose p1 member-remove
+expect cli_gov_add_missing_org 2 "$TC" --key "$TMP/s.key" governance propose p1 member-add x \
+    --role site --public-key "$PK"
+expect cli_gov_add_bad_role 2 "$TC" --key "$TMP/s.key" governance propose p1 member-add x \
+    --organisation O --role boss --public-key "$PK"
+expect cli_gov_add_bad_key 2 "$TC" --key "$TMP/s.key" governance propose p1 member-add x \
+    --organisation O --role site --public-key abc
+expect cli_gov_add_key_file_without_key 2 "$TC" --key "$TMP/s.key" governance propose p1 \
+    member-add x --organisation O --role site --key-file "$TMP/help"
+expect cli_gov_two_keys 2 "$TC" --key "$TMP/s.key" governance propose p1 member-rotate-key x \
+    --public-key "$PK" --key-file "$TMP/z.key"
+expect cli_gov_replica_add_no_url 2 "$TC" --key "$TMP/s.key" governance propose p1 \
+    replica-add n9 --public-key "$PK"
+expect cli_gov_replica_move_nothing 2 "$TC" --key "$TMP/s.key" governance propose p1 \
+    replica-move n1
+expect cli_gov_option_not_for_action 2 "$TC" --key "$TMP/s.key" governance propose p1 \
+    member-remove x --peer-url tcp://127.0.0.1:1
+for d in 0s 5x 1.5h "" 99999d; do
+    expect "cli_gov_bad_duration_${d:-empty}" 2 "$TC" --key "$TMP/s.key" governance propose p1 \
+        member-suspend x --expires-in "$d"
+done
+expect cli_gov_approve_missing_id 2 "$TC" --key "$TMP/s.key" governance approve
+expect cli_gov_show_missing_id 2 "$TC" governance show
 
 # ---- raw proofs: every RFC 9162 vector ------------------------------------------
 V="$SHARED/merkle-vectors/transparency-dev-merkle/testdata"

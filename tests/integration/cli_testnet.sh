@@ -205,6 +205,21 @@ expect_text cli_trial_show_consent_counts "$TMP/out" "1 partly withdrawn, 1 with
 expect cli_trial_show_json 0 "$TC" --json trial show $T
 jq -e '.summary.trial_id == "'$T'" and (.timeline | length) > 10' "$TMP/out" >/dev/null &&
     pass cli_trial_show_json_content || fail cli_trial_show_json_content
+# show lists the latest entries (--last N, default 20) after the summary,
+# --all every one; both page the node's query and agree with history.
+expect cli_trial_show_all_json 0 "$TC" --json trial show $T --all
+cp "$TMP/out" "$TMP/all.json"
+expect cli_trial_show_last_json 0 "$TC" --json trial show $T --last 3
+jq -e --slurpfile all "$TMP/all.json" '.timeline == $all[0].timeline[-3:] and
+    .total_entries == ($all[0].timeline | length) and
+    .first_entry == .total_entries - 3' "$TMP/out" >/dev/null &&
+    pass cli_trial_show_last_is_latest || fail cli_trial_show_last_is_latest
+expect cli_trial_show_last_text 0 "$TC" trial show $T --last 2
+expect_text cli_trial_show_last_says_so "$TMP/out" "the latest 2 of [0-9]+ entries"
+expect cli_trial_show_bad_last 2 "$TC" trial show $T --last x
+expect cli_trial_history_json 0 "$TC" --json trial history $T
+jq -e --slurpfile all "$TMP/all.json" '.history == $all[0].timeline' "$TMP/out" >/dev/null &&
+    pass cli_trial_history_is_show_all || fail cli_trial_history_is_show_all
 expect cli_trial_history 0 "$TC" trial history $T
 expect_text cli_trial_history_marks_rejected "$TMP/out" "REJECTED attempt"
 expect cli_trial_unknown 2 "$TC" trial show NCT00000000

@@ -76,6 +76,9 @@ void sim_sha256(const void *data, size_t len, uint8_t out[32]);
  * key). Counted like the core's sign calls. */
 void sim_sign_as(struct sim *s, uint32_t replica, const uint8_t *msg,
                  size_t len, uint8_t sig[PBFT_SIG_SIZE]);
+/* SHA-256(secret || msg) zero-padded to a signature: the fake scheme. */
+void sim_keyed_sig(const uint8_t secret[32], const uint8_t *msg, size_t len,
+                   uint8_t sig[PBFT_SIG_SIZE]);
 /* Re-signs a vote of `type` with `replica`'s key. */
 void sim_vote_resign(struct sim *s, enum pbft_msg_type type,
                      struct pbft_vote *v);
@@ -100,8 +103,13 @@ enum sim_family {
     FAM_FAKEVC,    /* VIEW-CHANGE with fabricated prepared certificates */
     FAM_TWINS,     /* two copies of one replica, same key */
     FAM_MIX,       /* everything at once within the budget */
+    FAM_RECONFIG,  /* replica set changes (sim_reconfig.c); not in the cycle */
     FAM_COUNT
 };
+
+/* Families a campaign cycles through by seed ((seed / 2) mod FAM_CYCLE):
+ * reconfig runs apart, so old seeds keep replaying the runs they found. */
+#define FAM_CYCLE FAM_RECONFIG
 
 const char *sim_family_name(int fam);
 
@@ -287,6 +295,9 @@ struct sim_result {
 void sim_params_for_seed(uint64_t seed, uint32_t n, struct sim_params *p);
 void sim_run(const struct sim_params *prm, struct sim_result *res,
              bool print_failure);
+/* The reconfig family (sim_reconfig.c), called by sim_run(). */
+void sim_reconfig_run(const struct sim_params *prm, struct sim_result *res,
+                      bool print_failure);
 
 /* Cost run: fixed unit delay, no faults; fills the figures. */
 struct sim_cost {

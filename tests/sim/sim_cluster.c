@@ -37,8 +37,8 @@ struct sim_ev {
 };
 
 static const char *const family_names[FAM_COUNT] = {
-    "net",        "crash",  "wipe",    "equivocate", "votes",
-    "sig-replay", "silent", "fake-vc", "twins",      "mix",
+    "net",    "crash",   "wipe",  "equivocate", "votes",    "sig-replay",
+    "silent", "fake-vc", "twins", "mix",        "reconfig",
 };
 
 const char *sim_family_name(int fam)
@@ -1405,7 +1405,7 @@ void sim_params_for_seed(uint64_t seed, uint32_t n, struct sim_params *p)
     memset(p, 0, sizeof(*p));
     p->seed = seed;
     p->n = n;
-    p->family = (int)(seed % FAM_COUNT);
+    p->family = (int)(seed % FAM_CYCLE);
     p->batch_max = batches[sim_rng_below(&r, 4)];
     p->batch_delay_ms = sim_rng_below(&r, 6);
     p->checkpoint_interval = ks[sim_rng_below(&r, 3)];
@@ -1698,8 +1698,13 @@ static uint64_t max_view_changes(struct sim *s)
 void sim_run(const struct sim_params *prm, struct sim_result *res,
              bool print_failure_report)
 {
-    struct sim *s = xcalloc(1, sizeof(*s));
+    struct sim *s;
 
+    if (prm->family == FAM_RECONFIG) {
+        sim_reconfig_run(prm, res, print_failure_report);
+        return;
+    }
+    s = xcalloc(1, sizeof(*s));
     world_init(s, prm);
     run_world(s);
     res->ok = !s->failed;

@@ -1,7 +1,9 @@
 /* sim_main.c - command line of the cluster simulator.
  *
  *   sim [--seed S] [--seeds N] [--nodes 4|7] [--family NAME] [--jobs J]
- *   sim --test [--seeds N]     regressions, then a campaign; TEST-RESULT lines
+ *   sim --family reconfig --seeds N   only replica set changes
+ *   sim --test [--seeds N]     regressions, then a campaign (plus N/10
+ *                              reconfig seeds); TEST-RESULT lines
  *   sim --cost                 per-request cost for batch sizes 1, 10, 100
  *   sim --seed S --trace       one seed, every trace line printed
  *
@@ -55,10 +57,18 @@ static uint32_t nodes_for(const struct opts *o, uint64_t seed)
     return seed % 2 == 0 ? 4 : 7;
 }
 
-static void params(uint64_t seed, uint32_t n, struct sim_params *p)
+/* The family of a seed: by seed in the cycle, or reconfig when asked. */
+static int family_for(const struct opts *o, uint64_t seed)
+{
+    if (o->family == FAM_RECONFIG)
+        return FAM_RECONFIG;
+    return (int)((seed / 2) % FAM_CYCLE);
+}
+
+static void params(uint64_t seed, uint32_t n, int fam, struct sim_params *p)
 {
     sim_params_for_seed(seed, n, p);
-    p->family = (int)((seed / 2) % FAM_COUNT);
+    p->family = fam;
 }
 
 static void usage(void)
@@ -143,12 +153,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---- one seed ----------------------------------------------------------- */
 
-static bool run_one(uint64_t seed, uint32_t n, bool trace)
+static bool run_one(uint64_t seed, uint32_t n, int fam, bool trace)
 {
     struct sim_params p;
     struct sim_result r;
 
-    params(seed, n, &p);
+    params(seed, n, fam, &p);
     p.trace_all = trace;
     sim_run(&p, &r, true);
     printf("seed %" PRIu64 " n=%u family=%s: %s (%" PRIu64 " events, %" PRIu64
@@ -163,6 +173,7 @@ static bool run_one(uint64_t seed, uint32_t n, bool trace)
 struct job_list {
     uint64_t *seeds;
     uint32_t *nodes;
+    int *fams;
     size_t len;
 };
 
@@ -173,7 +184,7 @@ static void worker(const struct job_list *jl, size_t first, uint32_t jobs,
         struct sim_params p;
         struct sim_result r;
 
-        params(jl->seeds[i], jl->nodes[i], &p);
+        params(jl->seeds[i], jl->nodes[i], jl->fams[i], &p);
         sim_run(&p, &r, true);
         printf("RESULT %zu %d %" PRIu64 "\n", i, r.ok ? 1 : 0, r.events);
         fflush(stdout);
@@ -278,12 +289,14 @@ static int run_jobs(const struct job_list *jl, uint32_t jobs, bool until_fail,
     return 0;
 }
 
-static void jobs_add(struct job_list *jl, size_t cap, uint64_t seed, uint32_t n)
+static void jobs_add(struct job_list *jl, size_t cap, uint64_t seed, uint32_t n,
+                     int fam)
 {
     if (jl->len >= cap)
         return;
     jl->seeds[jl->len] = seed;
     jl->nodes[jl->len] = n;
+    jl->fams[jl->len] = fam;
     jl->len++;
 }
 
@@ -303,7 +316,7 @@ static size_t read_regressions(const char *path, struct job_list *jl,
         if (line[0] == '#')
             continue;
         if (sscanf(line, "%llu %u", &seed, &n) == 2 && (n == 4 || n == 7))
-            jobs_add(jl, cap, seed, n);
+            jobs_add(jl, cap, seed, n, (int)((seed / 2) % FAM_CYCLE));
     }
     fclose(f);
     return jl->len - before;
@@ -312,7 +325,9 @@ static size_t read_regressions(const char *path, struct job_list *jl,
 static int campaign(const struct opts *o)
 {
     uint64_t count = o->seeds ? o->seeds : (o->test ? 2000 : 1000);
-    size_t cap = (size_t)count + MAX_REGS;
+    /* --test adds a tenth as many reconfig seeds (a family of its own). */
+    uint64_t extra = o->test && o->family < 0 ? count / 10 : 0;
+    size_t cap = (size_t)(count + extra) + MAX_REGS;
     struct job_list jl;
     signed char *ok;
     size_t n_regs = 0, failures = 0;
@@ -323,9 +338,10 @@ static int campaign(const struct opts *o)
     memset(groups, 0, sizeof(groups));
     jl.seeds = calloc(cap, sizeof(*jl.seeds));
     jl.nodes = calloc(cap, sizeof(*jl.nodes));
+    jl.fams = calloc(cap, sizeof(*jl.fams));
     ok = calloc(cap, sizeof(*ok));
     jl.len = 0;
-    if (jl.seeds == NULL || jl.nodes == NULL || ok == NULL) {
+    if (jl.seeds == NULL || jl.nodes == NULL || jl.fams == NULL || ok == NULL) {
         fprintf(stderr, "sim: out of memory\n");
         return 2;
     }
@@ -334,10 +350,13 @@ static int campaign(const struct opts *o)
     for (uint64_t i = 0; i < count; i++) {
         uint64_t seed = o->seed + i;
 
-        if (o->family >= 0 && (int)((seed / 2) % FAM_COUNT) != o->family)
+        if (o->family >= 0 && family_for(o, seed) != o->family)
             continue;
-        jobs_add(&jl, cap, seed, nodes_for(o, seed));
+        jobs_add(&jl, cap, seed, nodes_for(o, seed), family_for(o, seed));
     }
+    for (uint64_t i = 0; i < extra; i++)
+        jobs_add(&jl, cap, o->seed + i, nodes_for(o, o->seed + i),
+                 FAM_RECONFIG);
     printf("sim: %zu regression seeds, %zu campaign seeds, %u jobs\n", n_regs,
            jl.len - n_regs, o->jobs);
     if (run_jobs(&jl, o->jobs, o->until_fail, ok) != 0)
@@ -348,9 +367,7 @@ static int campaign(const struct opts *o)
         if (i < n_regs) {
             g = &regs;
         } else {
-            int fam = (int)((jl.seeds[i] / 2) % FAM_COUNT);
-
-            g = &groups[jl.nodes[i] == 4 ? 0 : 1][fam];
+            g = &groups[jl.nodes[i] == 4 ? 0 : 1][jl.fams[i]];
         }
         if (ok[i] < 0 && o->until_fail)
             continue;
@@ -383,6 +400,7 @@ static int campaign(const struct opts *o)
            now_s() - t0);
     free(jl.seeds);
     free(jl.nodes);
+    free(jl.fams);
     free(ok);
     return failures ? 1 : 0;
 }
@@ -443,6 +461,9 @@ int main(int argc, char **argv)
     if (o.cost)
         return cost_report();
     if (o.have_seed && o.seeds == 0 && !o.test)
-        return run_one(o.seed, nodes_for(&o, o.seed), o.trace) ? 0 : 1;
+        return run_one(o.seed, nodes_for(&o, o.seed), family_for(&o, o.seed),
+                       o.trace)
+                   ? 0
+                   : 1;
     return campaign(&o);
 }

@@ -2,7 +2,11 @@
  * over a real LevelDB store, the real registry and real signatures; roots
  * and proofs against node/merkle.c; reopen without replay; other-chain and
  * corrupt stores refused; receipts verified offline, tampered ones refused
- * with the right reason; catch-up from certified blocks. Prints apply
+ * with the right reason; catch-up from certified blocks. Replica-set
+ * changes by real governance txs: next_replicas in the header, the epoch
+ * index across reopen and rebuild, receipts that walk every change from the
+ * genesis (and fail with a link dropped, reordered or forged), catch-up
+ * checking each block against the set in force. Prints apply
  * throughput for 100-tx batches and disk bytes per tx (not asserted). */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -89,7 +93,8 @@ static struct genesis *genesis_make(const struct keys *k, const char *name)
     at += (size_t)snprintf(json + at, sizeof(json) - at,
                            "],\"members\":[{\"name\":\"sponsor\",\"role\":"
                            "\"sponsor\",\"organisation\":\"Acme\","
-                           "\"public_key\":\"%s\"}]}",
+                           "\"public_key\":\"%s\"}],\"governance\":{"
+                           "\"threshold\":1,\"voters\":[\"sponsor\"]}}",
                            hex);
     assert_true(at < sizeof(json));
     if (genesis_parse((const unsigned char *)json, at, g, err, sizeof(err)) !=
@@ -593,17 +598,25 @@ static void expect_refused(struct fx *f, const uint8_t id[32], tamper_fn t,
                            const char *reason)
 {
     Tc__Receipt *r = NULL;
-    char why[256] = "";
-    size_t n_votes;
+    Tc__EpochLink *links[4];
+    char why[400] = "";
+    size_t n_votes, n_epochs;
 
     assert_int_equal(ledger_receipt(f->l, id, &r), LG_OK);
     n_votes = r->cert->n_votes;
+    n_epochs = r->n_epochs;
+    assert_true(n_epochs <= 4);
+    for (size_t i = 0; i < n_epochs; i++)
+        links[i] = r->epochs[i];
     t(f, r);
     if (verify_receipt(f->g, r, NULL, why, sizeof(why)))
         fail_msg("a tampered receipt verified (want \"%s\")", reason);
     if (strstr(why, reason) == NULL)
         fail_msg("reason \"%s\" lacks \"%s\"", why, reason);
     r->cert->n_votes = n_votes; /* so free_unpacked frees every vote */
+    r->n_epochs = n_epochs;     /* ... and every link */
+    for (size_t i = 0; i < n_epochs; i++)
+        r->epochs[i] = links[i];
     tc__receipt__free_unpacked(r, NULL);
 }
 
@@ -961,6 +974,370 @@ static void test_ledger_rebuild_restores_derived_state(void **state)
     }
 }
 
+/* ---- replica-set changes ------------------------------------------------ */
+
+#define EPOCH_REPLICAS_MAX (N_REPLICAS + 2)
+
+/* The keys of every replica ever added, by slot (genesis ones first). */
+struct epoch_keys {
+    uint8_t pk[EPOCH_REPLICAS_MAX][32];
+    uint8_t sk[EPOCH_REPLICAS_MAX][64];
+    uint32_t n;
+};
+
+static void epoch_keys_init(const struct fx *f, struct epoch_keys *ek)
+{
+    memcpy(ek->pk, f->k.replica_pk, sizeof(f->k.replica_pk));
+    memcpy(ek->sk, f->k.replica_sk, sizeof(f->k.replica_sk));
+    ek->n = N_REPLICAS;
+}
+
+/* A sponsor proposal to add replica node<slot> with a fresh key: with a
+ * threshold of 1 it applies in its own block. */
+static uint8_t *replica_add_tx(struct fx *f, struct epoch_keys *ek, size_t *len)
+{
+    Tc__Tx tx = TC__TX__INIT;
+    Tc__GovernanceProposal gp = TC__GOVERNANCE_PROPOSAL__INIT;
+    Tc__SignedTx st = TC__SIGNED_TX__INIT;
+    char id[32], name[32], url[64];
+    uint8_t *body, sig[64], *out;
+    size_t blen;
+
+    assert_true(ek->n < EPOCH_REPLICAS_MAX);
+    crypto_sign_keypair(ek->pk[ek->n], ek->sk[ek->n]);
+    snprintf(id, sizeof(id), "add-node%u", ek->n);
+    snprintf(name, sizeof(name), "node%u", ek->n);
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", 27000 + ek->n);
+    gp.proposal_id = id;
+    gp.action = TC__GOV_ACTION__GOV_REPLICA_ADD;
+    gp.name = name;
+    gp.public_key = (ProtobufCBinaryData){32, ek->pk[ek->n]};
+    gp.peer_url = url;
+    ek->n++;
+    f->nonce++;
+    tx.chain_id = (ProtobufCBinaryData){32, f->g->chain_id};
+    tx.signer = (ProtobufCBinaryData){32, f->k.sponsor_pk};
+    tx.nonce = f->nonce;
+    tx.client_time_ms = 1000;
+    tx.body_case = TC__TX__BODY_GOVERNANCE_PROPOSAL;
+    tx.governance_proposal = &gp;
+    blen = tc__tx__get_packed_size(&tx);
+    body = malloc(blen);
+    assert_non_null(body);
+    tc__tx__pack(&tx, body);
+    crypto_sign_tagged(TAG_TX, f->k.sponsor_sk, body, blen, sig);
+    st.body = (ProtobufCBinaryData){blen, body};
+    st.sig = (ProtobufCBinaryData){64, sig};
+    *len = tc__signed_tx__get_packed_size(&st);
+    out = malloc(*len);
+    assert_non_null(out);
+    tc__signed_tx__pack(&st, out);
+    free(body);
+    return out;
+}
+
+/* Applies a block holding one replica addition; its header must carry the
+ * grown set. */
+static void apply_replica_add(struct fx *f, struct epoch_keys *ek,
+                              uint8_t hash[32])
+{
+    uint8_t *tx;
+    size_t len;
+    Tc__BlockHeader *h;
+    struct ledger_tip tip;
+
+    tx = replica_add_tx(f, ek, &len);
+    apply_txs(f, &tx, &len, 1, hash);
+    free(tx);
+    ledger_tip(f->l, &tip);
+    h = header_of(f, tip.height);
+    if (h->next_replicas == NULL)
+        fail_msg("block %llu changed no replica set",
+                 (unsigned long long)tip.height);
+    assert_int_equal(h->next_replicas->n_replicas, ek->n);
+    assert_int_equal(h->next_replicas->replicas[ek->n - 1]->slot, ek->n - 1);
+    assert_memory_equal(h->next_replicas->replicas[ek->n - 1]->public_key.data,
+                        ek->pk[ek->n - 1], 32);
+    tc__block_header__free_unpacked(h, NULL);
+}
+
+/* A certificate of (height, hash) by the quorum of the first n replicas of
+ * ek (a set of n, base `base`), skipping index `skip` (-1: none). */
+static void cert_make_epoch(const struct fx *f, const struct epoch_keys *ek,
+                            uint32_t n, uint64_t base, uint64_t height,
+                            const uint8_t hash[32], int skip,
+                            struct pbft_checkpoint_cert *c,
+                            struct pbft_vote *votes)
+{
+    uint8_t st[PBFT_VOTE_STATEMENT_MAX], chain[32];
+    uint32_t q = pbft_quorum(n);
+
+    gov_epoch_chain_id(f->g->chain_id, base, chain);
+    memset(c, 0, sizeof(*c));
+    c->seq = height;
+    memcpy(c->digest, hash, 32);
+    c->votes = votes;
+    for (uint32_t i = 0; i < n && c->n_votes < q; i++) {
+        struct pbft_vote *v = &votes[c->n_votes];
+        size_t sl;
+
+        if ((int)i == skip)
+            continue;
+        memset(v, 0, sizeof(*v));
+        v->replica = i;
+        v->seq = height;
+        memcpy(v->digest, hash, 32);
+        sl = pbft_vote_statement(PBFT_MSG_CHECKPOINT, chain, v, st, sizeof(st));
+        assert_true(sl > 0 && sl <= sizeof(st));
+        crypto_sign_raw(ek->sk[i], st, sl, v->sig);
+        c->n_votes++;
+    }
+    assert_int_equal(c->n_votes, q);
+}
+
+static void certify_epoch(struct fx *f, const struct epoch_keys *ek, uint32_t n,
+                          uint64_t base, uint64_t height,
+                          const uint8_t hash[32])
+{
+    struct pbft_checkpoint_cert c;
+    struct pbft_vote votes[EPOCH_REPLICAS_MAX];
+
+    cert_make_epoch(f, ek, n, base, height, hash, 0, &c, votes);
+    if (ledger_put_cert(f->l, &c) != LG_OK)
+        fail_msg("ledger_put_cert: %s", ledger_errmsg(f->l));
+}
+
+/* Blocks 1..6: the genesis 4 certify 1 and 2 (2 adds node4), the 5 certify
+ * 3 and 4 (4 adds node5), the 6 certify 5 and 6. ids get 2 txs of 5. */
+static void epochs_build(struct fx *f, struct epoch_keys *ek,
+                         uint8_t (*ids)[32])
+{
+    uint8_t hash[32];
+
+    epoch_keys_init(f, ek);
+    apply_block(f, 2, hash, NULL);
+    certify(f, 1, hash);
+    apply_replica_add(f, ek, hash);
+    certify(f, 2, hash);
+    apply_block(f, 1, hash, NULL);
+    certify_epoch(f, ek, 5, 2, 3, hash);
+    apply_replica_add(f, ek, hash);
+    certify_epoch(f, ek, 5, 2, 4, hash);
+    apply_block(f, 2, hash, ids);
+    certify_epoch(f, ek, 6, 4, 5, hash);
+    apply_block(f, 1, hash, NULL);
+    certify_epoch(f, ek, 6, 4, 6, hash);
+}
+
+static void expect_epochs(struct fx *f)
+{
+    uint64_t heights[4];
+    size_t n = 0;
+    struct gov_replica_set *set = malloc(sizeof(*set));
+
+    assert_non_null(set);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(heights[0], 2);
+    assert_int_equal(heights[1], 4);
+    assert_int_equal(ledger_epochs(f->l, heights, 1, &n), LG_OK);
+    assert_int_equal(n, 2); /* how many there are, beyond the capacity */
+    assert_int_equal(ledger_replica_set_at(f->l, 2, set), LG_OK);
+    assert_int_equal(set->base_height, 0);
+    assert_int_equal(set->n, 4);
+    assert_int_equal(ledger_replica_set_at(f->l, 3, set), LG_OK);
+    assert_int_equal(set->base_height, 2);
+    assert_int_equal(set->n, 5);
+    assert_int_equal(ledger_replica_set_at(f->l, 4, set), LG_OK);
+    assert_int_equal(set->base_height, 2);
+    assert_int_equal(ledger_replica_set_at(f->l, 5, set), LG_OK);
+    assert_int_equal(set->base_height, 4);
+    assert_int_equal(set->n, 6);
+    assert_string_equal(set->r[5].name, "node5");
+    assert_int_equal(ledger_replica_set_at(f->l, 99, set), LG_OK);
+    assert_int_equal(set->base_height, 4);
+    free(set);
+}
+
+static void
+test_ledger_replica_changes_are_indexed_and_survive_reopen(void **state)
+{
+    struct fx *f = *state;
+    struct epoch_keys ek;
+    uint8_t ids[2][32];
+
+    epochs_build(f, &ek, ids);
+    expect_epochs(f);
+    close_all(f);
+    open_all(f);
+    expect_epochs(f);
+}
+
+/* A receipt after two changes carries both links and verifies from the
+ * genesis alone. */
+static void test_ledger_receipt_walks_epochs_from_genesis(void **state)
+{
+    struct fx *f = *state;
+    struct epoch_keys ek;
+    uint8_t ids[2][32];
+    Tc__Receipt *r = NULL;
+    struct verify_receipt_info info;
+    char why[400];
+
+    epochs_build(f, &ek, ids);
+    assert_int_equal(ledger_receipt(f->l, ids[1], &r), LG_OK);
+    assert_int_equal(r->n_epochs, 2);
+    if (!verify_receipt(f->g, r, &info, why, sizeof(why)))
+        fail_msg("verify_receipt: %s", why);
+    assert_int_equal(info.height, 5);
+    assert_int_equal(info.n_epochs, 2);
+    tc__receipt__free_unpacked(r, NULL);
+}
+
+static void drop_first_link(struct fx *f, Tc__Receipt *r)
+{
+    (void)f;
+    Tc__EpochLink *first = r->epochs[0];
+
+    r->epochs[0] = r->epochs[1];
+    r->epochs[1] = first;
+    r->n_epochs = 1;
+}
+
+static void drop_last_link(struct fx *f, Tc__Receipt *r)
+{
+    (void)f;
+    r->n_epochs = 1;
+}
+
+static void swap_links(struct fx *f, Tc__Receipt *r)
+{
+    (void)f;
+    Tc__EpochLink *first = r->epochs[0];
+
+    r->epochs[0] = r->epochs[1];
+    r->epochs[1] = first;
+}
+
+static void forge_link_key(struct fx *f, Tc__Receipt *r)
+{
+    Tc__BlockHeader *h;
+    Tc__EpochLink *link = r->epochs[1];
+    size_t len;
+
+    (void)f;
+    h = tc__block_header__unpack(NULL, link->header.len, link->header.data);
+    assert_non_null(h);
+    h->next_replicas->replicas[5]->public_key.data[0] ^= 1;
+    len = tc__block_header__get_packed_size(h);
+    assert_int_equal(len, link->header.len);
+    tc__block_header__pack(h, link->header.data);
+    tc__block_header__free_unpacked(h, NULL);
+}
+
+/* The tx's block certified by the genesis replicas, as if no change had
+ * happened. */
+static void genesis_set_cert(struct fx *f, Tc__Receipt *r)
+{
+    struct epoch_keys ek;
+    struct pbft_checkpoint_cert c;
+    struct pbft_vote votes[EPOCH_REPLICAS_MAX];
+    uint8_t hash[32];
+
+    epoch_keys_init(f, &ek);
+    crypto_sha256(r->header.data, r->header.len, hash);
+    cert_make_epoch(f, &ek, 4, 0, r->cert->height, hash, -1, &c, votes);
+    for (uint32_t i = 0; i < c.n_votes && i < r->cert->n_votes; i++) {
+        r->cert->votes[i]->replica = votes[i].replica;
+        memcpy(r->cert->votes[i]->sig.data, votes[i].sig, 64);
+    }
+}
+
+static void test_ledger_receipt_epoch_tampering_fails(void **state)
+{
+    struct fx *f = *state;
+    struct epoch_keys ek;
+    uint8_t ids[2][32];
+
+    epochs_build(f, &ek, ids);
+    expect_refused(f, ids[0], drop_first_link,
+                   "does not hold under the "
+                   "genesis");
+    expect_refused(f, ids[0], drop_last_link,
+                   "not certified by the set its 1 epoch links reach");
+    expect_refused(f, ids[0], swap_links, "links go oldest first");
+    expect_refused(f, ids[0], forge_link_key, "certificate is for another");
+    expect_refused(f, ids[0], genesis_set_cert,
+                   "key in the replica set in force after block 4");
+}
+
+/* Catch-up follows the changes, and refuses a block after a change that
+ * the old set certified. */
+static void test_ledger_catch_up_checks_the_set_in_force(void **state)
+{
+    struct fx *f = *state, *p = fx_peer(f);
+    struct epoch_keys ek;
+    uint8_t ids[2][32], hash[32], *bytes;
+    struct pbft_checkpoint_cert c;
+    struct pbft_vote votes[EPOCH_REPLICAS_MAX];
+    Tc__Certificate pc = TC__CERTIFICATE__INIT;
+    size_t len;
+
+    epochs_build(f, &ek, ids);
+    for (uint64_t h = 1; h <= 4; h++) {
+        if (catch_up(p, f, h) != LG_OK)
+            fail_msg("catch-up %llu: %s", (unsigned long long)h,
+                     ledger_errmsg(p->l));
+    }
+    assert_int_equal(ledger_block_hash(f->l, 5, hash), LG_OK);
+    assert_int_equal(ledger_get_block(f->l, 5, &bytes, &len), LG_OK);
+    /* the 5 of the previous epoch, under their own epoch chain id */
+    cert_make_epoch(f, &ek, 5, 2, 5, hash, -1, &c, votes);
+    assert_int_equal(codec_cert_to_proto(&c, &pc), LG_OK);
+    assert_int_equal(ledger_apply_certified(p->l, bytes, len, &pc), LG_EBADMSG);
+    assert_non_null(strstr(ledger_errmsg(p->l), "after block 4"));
+    codec_cert_proto_clear(&pc);
+    /* the genesis set, under the chain id */
+    cert_make_epoch(f, &ek, 4, 0, 5, hash, -1, &c, votes);
+    assert_int_equal(codec_cert_to_proto(&c, &pc), LG_OK);
+    assert_int_equal(ledger_apply_certified(p->l, bytes, len, &pc), LG_EBADMSG);
+    codec_cert_proto_clear(&pc);
+    free(bytes);
+    for (uint64_t h = 5; h <= 6; h++) {
+        if (catch_up(p, f, h) != LG_OK)
+            fail_msg("catch-up %llu: %s", (unsigned long long)h,
+                     ledger_errmsg(p->l));
+    }
+    expect_epochs(p);
+    assert_int_equal(catch_up(p, f, 3), LG_EEXIST);
+    fx_free(p);
+}
+
+static void test_ledger_rebuild_reproduces_replica_changes(void **state)
+{
+    struct fx *f = *state;
+    struct epoch_keys ek;
+    uint8_t ids[2][32], want[32], got[32];
+    char err[512];
+    uint64_t height;
+
+    epochs_build(f, &ek, ids);
+    assert_int_equal(ledger_block_hash(f->l, 6, want), LG_OK);
+    ledger_close(f->l);
+    f->l = NULL;
+    delete_some(f->store, "e/", 1);
+    delete_some(f->store, "r/", 1);
+    delete_some(f->store, "m/tip", 1);
+    if (ledger_rebuild(f->store, f->g, f->reg, &height, err, sizeof(err)) !=
+        LG_OK)
+        fail_msg("rebuild: %s", err);
+    assert_int_equal(height, 6); /* headers with next_replicas reproduce */
+    open_all_ledger(f);
+    assert_int_equal(ledger_block_hash(f->l, 6, got), LG_OK);
+    assert_memory_equal(want, got, 32);
+    expect_epochs(f);
+}
+
 static uint64_t dir_bytes(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -1074,6 +1451,17 @@ int main(void)
             test_ledger_catch_up_detects_divergent_results, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_ledger_rebuild_restores_derived_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_replica_changes_are_indexed_and_survive_reopen, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_receipt_walks_epochs_from_genesis, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_receipt_epoch_tampering_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_catch_up_checks_the_set_in_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_rebuild_reproduces_replica_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_apply_throughput, setup,
                                         teardown),
     };

@@ -428,7 +428,7 @@ static void node_start(struct cluster *c, uint32_t i)
         if (nd->recs[k].used)
             assert_int_equal(pbft_restore(nd->p, &nd->recs[k].r), PBFT_OK);
     assert_int_equal(pbft_start(nd->p, nd->last_seq,
-                                nd->last_seq == 0
+                                nd->last_seq == c->cfg.base_seq
                                     ? c->cfg.genesis_digest
                                     : nd->state_at[nd->last_seq % MAX_EXEC],
                                 c->now, &rd),
@@ -475,8 +475,12 @@ static struct cluster *cluster_new(uint32_t n, const struct pbft_config *cfg)
         cluster_config(&c->cfg, n);
     c->queue = calloc(MAX_QUEUE, sizeof(*c->queue));
     assert_non_null(c->queue);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        /* a later epoch: the application already stands at its base */
+        c->nodes[i].last_seq = c->cfg.base_seq;
+        memcpy(c->nodes[i].state, c->cfg.genesis_digest, PBFT_DIGEST_SIZE);
         node_start(c, i);
+    }
     C = c;
     return c;
 }
@@ -1638,6 +1642,247 @@ static void test_complaint_missed_by_primary_nobody_left_behind(void **state)
 
 /* A stable checkpoint at UINT64_MAX - L puts the high water mark at
  * UINT64_MAX: building the VIEW-CHANGE must still end. */
+/* ---- reconfiguration: base_seq, initial_view, pbft_set_stop -------------- */
+
+static bool certified_has(const struct node *nd, pbft_seq seq)
+{
+    for (uint32_t k = 0; k < nd->n_certified; k++)
+        if (nd->certified[k] == seq)
+            return true;
+    return false;
+}
+
+static struct pbft_config epoch_config(pbft_seq base, pbft_view view)
+{
+    struct pbft_config cfg;
+
+    cluster_config(&cfg, 4);
+    cfg.base_seq = base;
+    cfg.initial_view = view;
+    memset(cfg.genesis_digest, 0x5a, sizeof(cfg.genesis_digest));
+    memset(cfg.chain_id, 0xe1, sizeof(cfg.chain_id)); /* the epoch's own */
+    return cfg;
+}
+
+static void test_epoch_base_seq_commits_next(void **state)
+{
+    struct pbft_config cfg = epoch_config(100, 0);
+    struct cluster *c;
+    struct pbft_ready rd;
+    struct pbft *p;
+
+    (void)state;
+    c = cluster_new(4, &cfg);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(status(c, i).stable_seq, 100);
+        assert_int_equal(status(c, i).high_watermark, 108);
+    }
+    submit(c, 0, 1, 1);
+    cluster_run(c, 1000);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(c->nodes[i].n_exec, 1);
+        assert_int_equal(c->nodes[i].exec_seq[0], 101);
+        assert_true(certified_has(&c->nodes[i], 101));
+        assert_false(certified_has(&c->nodes[i], 100)); /* implicit */
+        assert_int_equal(status(c, i).stable_seq, 101);
+    }
+    assert_agreement(c);
+    /* A start below the base is refused; a base off the checkpoint grid
+     * is a bad config. */
+    cfg.self = 1;
+    cfg.crypto.ctx = &c->nodes[1].fake;
+    p = pbft_new(&cfg, NULL);
+    assert_non_null(p);
+    assert_int_equal(pbft_start(p, 99, cfg.genesis_digest, c->now, &rd),
+                     PBFT_EINVAL);
+    pbft_free(p);
+    cfg.checkpoint_interval = 8;
+    cfg.watermark_window = 16;
+    cfg.base_seq = 100;
+    assert_null(pbft_new(&cfg, NULL));
+    cluster_free(c);
+}
+
+/* A replica whose application already went past the base (a restart)
+ * starts there and goes on with the others. */
+static void test_epoch_start_beyond_base(void **state)
+{
+    struct pbft_config cfg = epoch_config(100, 0);
+    struct cluster *c;
+
+    (void)state;
+    c = cluster_new(4, &cfg);
+    submit(c, 0, 1, 1);
+    cluster_run(c, 1000);
+    node_stop(c, 3);
+    for (uint32_t k = 0; k < MAX_RECS; k++)
+        if (c->nodes[3].recs[k].used) { /* a fresh store, state at 101 */
+            msg_free(c->nodes[3].recs[k].msg);
+            free(c->nodes[3].recs[k].meta.stable.votes);
+            c->nodes[3].recs[k].used = false;
+        }
+    node_start(c, 3);
+    submit(c, 0, 1, 2);
+    cluster_run(c, 1000);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(c->nodes[i].last_seq, 102);
+    assert_agreement(c);
+    cluster_free(c);
+}
+
+static void test_epoch_initial_view_primary(void **state)
+{
+    struct pbft_config cfg = epoch_config(40, 6);
+    struct cluster *c;
+
+    (void)state;
+    c = cluster_new(4, &cfg);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(status(c, i).view, 6);
+        assert_int_equal(status(c, i).primary, 2);
+        assert_false(status(c, i).in_view_change);
+    }
+    submit(c, 0, 1, 1); /* a backup forwards it to r2 */
+    cluster_run(c, 1000);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(c->nodes[i].last_seq, 41);
+        assert_int_equal(status(c, i).view, 6);
+        assert_int_equal(status(c, i).view_changes, 0);
+    }
+    cluster_free(c);
+}
+
+static bool drop_checkpoints_on;
+
+static bool drop_checkpoints(uint32_t from, uint32_t to,
+                             const struct pbft_msg *m)
+{
+    (void)from;
+    (void)to;
+    return drop_checkpoints_on && m->type == PBFT_MSG_CHECKPOINT;
+}
+
+static void test_set_stop_ends_epoch(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct pbft_msg *last;
+
+    (void)state;
+    c->drop = drop_checkpoints;
+    drop_checkpoints_on = true;
+    submit(c, 0, 1, 1);
+    cluster_run(c, 200);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(c->nodes[i].last_seq, 1);
+        assert_int_equal(status(c, i).stable_seq, 0); /* votes lost */
+    }
+    /* The backups executed seq 1, the switch: their epoch ends there. */
+    assert_int_equal(pbft_set_stop(c->nodes[1].p, 0), PBFT_EINVAL); /* ran */
+    for (uint32_t i = 1; i < 4; i++)
+        assert_int_equal(pbft_set_stop(c->nodes[i].p, 1), PBFT_OK);
+    assert_int_equal(pbft_set_stop(c->nodes[1].p, 2), PBFT_EINVAL); /* up */
+    /* seq 2 commits at the backups but is not handed out there; the
+     * primary, not stopped, executes it and can no longer stop at 1. */
+    submit(c, 0, 1, 2);
+    submit(c, 1, 1, 3); /* a stopped backup does not watch its primary */
+    cluster_run(c, 3000);
+    assert_int_equal(c->nodes[0].last_seq, 2);
+    assert_int_equal(pbft_set_stop(c->nodes[0].p, 1), PBFT_EINVAL);
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(c->nodes[i].n_exec, 1);
+        assert_true(status(c, i).last_committed >= 2);
+        assert_int_equal(status(c, i).view, 0);
+        assert_int_equal(status(c, i).view_changes, 0);
+        assert_false(status(c, i).in_view_change);
+        assert_int_equal(c->nodes[i].n_complaints, 0);
+        /* still resending its vote for 1 */
+        assert_true(pbft_deadline_ms(c->nodes[i].p) <= c->now + 125);
+        last = c->nodes[i].last_sent[PBFT_MSG_CHECKPOINT];
+        assert_non_null(last);
+        assert_int_equal(last->u.vote.seq, 1);
+    }
+    /* The network heals: the resent votes form the certificate of 1, and
+     * the resending stops. */
+    drop_checkpoints_on = false;
+    cluster_run(c, 1000);
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_true(certified_has(&c->nodes[i], 1));
+        assert_false(certified_has(&c->nodes[i], 2));
+        assert_int_equal(status(c, i).stable_seq, 1);
+        assert_int_equal(pbft_deadline_ms(c->nodes[i].p), UINT64_MAX);
+        assert_int_equal(c->nodes[i].n_exec, 1);
+    }
+    cluster_free(c);
+}
+
+/* A stopped primary proposes nothing beyond the stop. */
+static void test_set_stop_primary_proposes_nothing(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+
+    (void)state;
+    submit(c, 0, 1, 1);
+    cluster_run(c, 500);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(pbft_set_stop(c->nodes[i].p, 1), PBFT_OK);
+    submit(c, 0, 1, 2);
+    cluster_run(c, 3000);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(c->nodes[i].last_seq, 1);
+        assert_int_equal(status(c, i).last_committed, 1);
+        assert_int_equal(status(c, i).view_changes, 0);
+        assert_true(certified_has(&c->nodes[i], 1));
+    }
+    cluster_free(c);
+}
+
+/* A restart after the switch executed but before its vote was durable
+ * (EXECUTED never fed): the stopped core signs and sends it at start. */
+static void test_set_stop_restart_signs_vote(void **state)
+{
+    struct cluster *c = cluster_new(4, NULL);
+    struct node *nd = &c->nodes[3];
+    struct pbft_config cfg = c->cfg;
+    struct pbft_ready rd;
+    bool sent = false;
+
+    (void)state;
+    c->drop = drop_checkpoints;
+    drop_checkpoints_on = true;
+    submit(c, 0, 1, 1);
+    cluster_run(c, 200);
+    node_stop(c, 3);
+    for (uint32_t k = 0; k < MAX_RECS; k++)
+        if (nd->recs[k].used && nd->recs[k].r.type == PBFT_REC_MSG &&
+            nd->recs[k].msg->type == PBFT_MSG_CHECKPOINT) {
+            msg_free(nd->recs[k].msg);
+            nd->recs[k].used = false;
+        }
+    cfg.self = 3;
+    cfg.crypto.ctx = &nd->fake;
+    nd->p = pbft_new(&cfg, NULL);
+    assert_non_null(nd->p);
+    for (uint32_t k = 0; k < MAX_RECS; k++)
+        if (nd->recs[k].used)
+            assert_int_equal(pbft_restore(nd->p, &nd->recs[k].r), PBFT_OK);
+    assert_int_equal(pbft_set_stop(nd->p, 1), PBFT_OK);
+    assert_int_equal(pbft_start(nd->p, 2, nd->state, c->now, &rd),
+                     PBFT_EINVAL); /* beyond its stop */
+    assert_int_equal(pbft_start(nd->p, 1, nd->state_at[1], c->now, &rd),
+                     PBFT_OK);
+    for (uint32_t k = 0; k < rd.n_msgs; k++)
+        if (rd.msgs[k].msg->type == PBFT_MSG_CHECKPOINT &&
+            rd.msgs[k].msg->u.vote.seq == 1 &&
+            rd.msgs[k].msg->u.vote.replica == 3)
+            sent = true;
+    assert_true(sent);
+    node_handle(c, 3, &rd);
+    drop_checkpoints_on = false;
+    cluster_run(c, 1000);
+    assert_true(certified_has(nd, 1));
+    cluster_free(c);
+}
+
 static void test_view_change_window_at_seq_max(void **state)
 {
     struct pbft_config cfg;
@@ -1734,6 +1979,12 @@ int main(void)
         cmocka_unit_test(test_complaint_dead_primary_view_change),
         cmocka_unit_test(test_complaint_missed_by_primary_nobody_left_behind),
         cmocka_unit_test(test_view_change_window_at_seq_max),
+        cmocka_unit_test(test_epoch_base_seq_commits_next),
+        cmocka_unit_test(test_epoch_start_beyond_base),
+        cmocka_unit_test(test_epoch_initial_view_primary),
+        cmocka_unit_test(test_set_stop_ends_epoch),
+        cmocka_unit_test(test_set_stop_primary_proposes_nothing),
+        cmocka_unit_test(test_set_stop_restart_signs_vote),
     };
 
     if (sodium_init() < 0)

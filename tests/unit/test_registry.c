@@ -1480,6 +1480,34 @@ static void test_registry_realistic_flow_and_queries(void **state)
 }
 
 /* Compares the "r/" and "x/" ranges of two stores key by key. */
+/* This genesis has no governance section: nobody votes. */
+static void test_registry_governance_without_voters(void **state)
+{
+    struct fx *f = *state;
+    Tc__GovernanceProposal p = TC__GOVERNANCE_PROPOSAL__INIT;
+    p.proposal_id = (char *)"p1";
+    p.action = TC__GOV_ACTION__GOV_MEMBER_SUSPEND;
+    p.name = (char *)"site-a";
+    Tc__Tx tx = TC__TX__INIT;
+    tx.body_case = TC__TX__BODY_GOVERNANCE_PROPOSAL;
+    tx.governance_proposal = &p;
+    assert_refused(run(f, SPONSOR, &tx), "not-a-voter");
+    Tc__GovernanceApproval a = TC__GOVERNANCE_APPROVAL__INIT;
+    a.proposal_id = (char *)"p1";
+    Tc__Tx tx2 = TC__TX__INIT;
+    tx2.body_case = TC__TX__BODY_GOVERNANCE_APPROVAL;
+    tx2.governance_approval = &a;
+    assert_refused(run(f, ETHICS, &tx2), "not-a-voter");
+    Tc__GovernanceReply gr;
+    assert_int_equal(
+        registry_governance(f->reg, f->st, "", f->time_ms, 0, 10, &gr), LG_OK);
+    assert_int_equal(gr.total, 0);
+    assert_int_equal(gr.threshold, 0);
+    assert_int_equal(gr.n_voter_roles, 0);
+    assert_int_equal(gr.n_members, OUTSIDER);
+    registry_governance_clear(&gr);
+}
+
 static void assert_same_state(struct store *a, struct store *b)
 {
     const char *prefixes[2] = {"r/", "x/"};
@@ -1678,6 +1706,7 @@ int main(void)
         T(test_registry_two_stores_end_byte_identical),
         T(test_registry_mutated_txs_never_crash),
         T(test_registry_summary_fast_with_10000_consents),
+        T(test_registry_governance_without_voters),
     };
 #undef T
     return cmocka_run_group_tests_name("registry", tests, NULL, NULL);

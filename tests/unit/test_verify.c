@@ -2,7 +2,10 @@
  * way one can be wrong (chain, height, link, counts, roots, results,
  * certificate), verify_log_extension and verify_signed_tx. Blocks come from
  * a real ledger over a temporary store, certificates from test replica
- * keys. */
+ * keys. Replica-set changes: hand-built empty blocks whose headers carry a
+ * new set, walked from the genesis (verify_block_walk, verify_epoch_follow)
+ * and refused when the old set signs after the change, a link is forged,
+ * repeated or not a change, or the new set is malformed. */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
 #include <setjmp.h>
@@ -12,6 +15,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "codec.h"
 #include "crypto.h"
 #include "genesis.h"
 #include "ledger.h"
@@ -553,6 +557,283 @@ static void test_verify_receipt_survives_mutations(void **state)
     free(bytes);
 }
 
+/* ---- replica-set changes (hand-built empty blocks) ---------------------- */
+
+#define SET_B 4
+
+/* A second replica set, slots 0, 2, 5, 6 (replica 0 keeps its key). */
+struct set_b {
+    uint8_t pk[SET_B][32];
+    uint8_t sk[SET_B][64];
+    uint32_t slot[SET_B];
+    char name[SET_B][16];
+    Tc__ReplicaInfo info[SET_B];
+    Tc__ReplicaInfo *ptrs[SET_B];
+    Tc__ReplicaSet set;
+};
+
+static void set_b_make(const struct fx *f, struct set_b *b)
+{
+    static const uint32_t slots[SET_B] = {0, 2, 5, 6};
+
+    tc__replica_set__init(&b->set);
+    for (int i = 0; i < SET_B; i++) {
+        if (i == 0) {
+            memcpy(b->pk[0], f->replica_pk[0], 32);
+            memcpy(b->sk[0], f->replica_sk[0], 64);
+        } else {
+            crypto_sign_keypair(b->pk[i], b->sk[i]);
+        }
+        b->slot[i] = slots[i];
+        snprintf(b->name[i], sizeof(b->name[i]), "node%u", slots[i]);
+        tc__replica_info__init(&b->info[i]);
+        b->info[i].slot = slots[i];
+        b->info[i].name = b->name[i];
+        b->info[i].public_key = (ProtobufCBinaryData){32, b->pk[i]};
+        b->info[i].peer_url = (char *)"tcp://127.0.0.1:28000";
+        b->ptrs[i] = &b->info[i];
+    }
+    b->set.n_replicas = SET_B;
+    b->set.replicas = b->ptrs;
+}
+
+/* An empty block at `height` on prev, carrying next (NULL: no change). */
+static void hand_block(const struct fx *f, uint64_t height,
+                       const uint8_t prev[32], Tc__ReplicaSet *next,
+                       struct blk *out, uint8_t hash[32])
+{
+    Tc__BlockHeader h = TC__BLOCK_HEADER__INIT;
+    Tc__Block b = TC__BLOCK__INIT;
+    uint8_t empty[32], *hdr;
+
+    merkle_root(NULL, 0, empty);
+    h.chain_id = (ProtobufCBinaryData){32, f->g->chain_id};
+    h.height = height;
+    h.prev_hash = (ProtobufCBinaryData){32, (uint8_t *)prev};
+    h.tx_root = (ProtobufCBinaryData){32, empty};
+    h.results_root = (ProtobufCBinaryData){32, empty};
+    h.log_root = (ProtobufCBinaryData){32, empty};
+    h.next_replicas = next;
+    b.header.len = tc__block_header__get_packed_size(&h);
+    hdr = malloc(b.header.len);
+    assert_non_null(hdr);
+    tc__block_header__pack(&h, hdr);
+    b.header.data = hdr;
+    crypto_sha256(hdr, b.header.len, hash);
+    memset(out, 0, sizeof(*out));
+    out->len = tc__block__get_packed_size(&b);
+    out->bytes = malloc(out->len);
+    assert_non_null(out->bytes);
+    tc__block__pack(&b, out->bytes);
+    memcpy(out->prev, prev, 32);
+    free(hdr);
+}
+
+/* A certificate of (height, hash) by votes of replicas 0..n_votes-1 with
+ * keys sk, under the epoch chain id of base. Fills the core form (votes
+ * borrowed) and, into out->cert, the protobuf one. */
+static void hand_cert(const struct fx *f, const uint8_t (*sk)[64],
+                      uint32_t n_votes, uint64_t base, uint64_t height,
+                      const uint8_t hash[32], struct pbft_checkpoint_cert *c,
+                      struct pbft_vote *votes, struct blk *out)
+{
+    uint8_t chain[32], st[PBFT_VOTE_STATEMENT_MAX], *bytes;
+    size_t len;
+
+    gov_epoch_chain_id(f->g->chain_id, base, chain);
+    memset(c, 0, sizeof(*c));
+    c->seq = height;
+    memcpy(c->digest, hash, 32);
+    c->n_votes = n_votes;
+    c->votes = votes;
+    for (uint32_t i = 0; i < n_votes; i++) {
+        size_t sl;
+
+        memset(&votes[i], 0, sizeof(votes[i]));
+        votes[i].replica = i;
+        votes[i].seq = height;
+        memcpy(votes[i].digest, hash, 32);
+        sl = pbft_vote_statement(PBFT_MSG_CHECKPOINT, chain, &votes[i], st,
+                                 sizeof(st));
+        crypto_sign_raw(sk[i], st, sl, votes[i].sig);
+    }
+    if (out == NULL)
+        return;
+    tc__certificate__free_unpacked(out->cert, NULL);
+    assert_int_equal(codec_encode_cert(c, &bytes, &len), LG_OK);
+    out->cert = tc__certificate__unpack(NULL, len, bytes);
+    assert_non_null(out->cert);
+    free(bytes);
+}
+
+/* Block 1 changes the set to B (certified by the genesis), block 2 is
+ * certified by B: a walk from the genesis crosses the change; the old set
+ * no longer certifies block 2. */
+static void test_verify_walk_follows_replica_change(void **state)
+{
+    struct fx *f = *state;
+    struct set_b sb;
+    struct blk b1, b2;
+    uint8_t h1[32], h2[32];
+    struct pbft_checkpoint_cert c;
+    struct pbft_vote votes[SET_B];
+    struct verify_epoch *ep = malloc(sizeof(*ep)),
+                        *before = malloc(sizeof(*ep));
+    struct verify_block_info info;
+
+    assert_non_null(ep);
+    assert_non_null(before);
+    set_b_make(f, &sb);
+    hand_block(f, 1, f->g->chain_id, &sb.set, &b1, h1);
+    hand_cert(f, (const uint8_t(*)[64])f->replica_sk, 3, 0, 1, h1, &c, votes,
+              &b1);
+    hand_block(f, 2, h1, NULL, &b2, h2);
+    hand_cert(f, (const uint8_t(*)[64])sb.sk, 3, 1, 2, h2, &c, votes, &b2);
+
+    verify_epoch_genesis(f->g, ep);
+    if (!verify_block_walk(ep, b1.bytes, b1.len, b1.cert, b1.prev, 1, &info,
+                           f->why, sizeof(f->why)))
+        fail_msg("block 1: %s", f->why);
+    assert_true(info.next_replicas);
+    assert_int_equal(info.next_n, SET_B);
+    assert_int_equal(ep->n_changes, 1);
+    assert_int_equal(ep->set.base_height, 1);
+    assert_int_equal(ep->set.r[2].slot, 5);
+    *before = *ep;
+    if (!verify_block_walk(ep, b2.bytes, b2.len, b2.cert, b2.prev, 2, &info,
+                           f->why, sizeof(f->why)))
+        fail_msg("block 2: %s", f->why);
+    assert_false(info.next_replicas);
+    assert_int_equal(ep->n_changes, 1);
+    /* The genesis alone does not certify block 2 any more... */
+    assert_false(verify_block(f->g, b2.bytes, b2.len, b2.cert, b2.prev, 2, NULL,
+                              f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "in the genesis"));
+    /* ...and a certificate by the old set after the change fails. */
+    hand_cert(f, (const uint8_t(*)[64])f->replica_sk, 3, 0, 2, h2, &c, votes,
+              &b2);
+    assert_false(verify_block_walk(ep, b2.bytes, b2.len, b2.cert, b2.prev, 2,
+                                   NULL, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "replica set in force after block 1"));
+    assert_memory_equal(ep, before, sizeof(*ep)); /* unchanged on false */
+    /* B's votes under the genesis chain id are not B's epoch votes. */
+    hand_cert(f, (const uint8_t(*)[64])sb.sk, 3, 0, 2, h2, &c, votes, &b2);
+    assert_false(verify_block_walk(ep, b2.bytes, b2.len, b2.cert, b2.prev, 2,
+                                   NULL, f->why, sizeof(f->why)));
+    /* A set certifies only blocks after its base. */
+    assert_false(verify_block_walk(ep, b1.bytes, b1.len, b1.cert, b1.prev, 1,
+                                   NULL, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "is not after block 1"));
+    free(ep);
+    free(before);
+    blk_free(&b1);
+    blk_free(&b2);
+}
+
+static void test_verify_epoch_follow_refuses_bad_links(void **state)
+{
+    struct fx *f = *state;
+    struct set_b sb;
+    struct blk b1, b2;
+    uint8_t h1[32], h2[32], hdr[1024];
+    struct pbft_checkpoint_cert c;
+    struct pbft_vote votes[SET_B];
+    struct verify_epoch *ep = malloc(sizeof(*ep));
+    Tc__Block *d;
+    size_t hl;
+
+    assert_non_null(ep);
+    set_b_make(f, &sb);
+    hand_block(f, 1, f->g->chain_id, &sb.set, &b1, h1);
+    hand_cert(f, (const uint8_t(*)[64])f->replica_sk, 3, 0, 1, h1, &c, votes,
+              &b1);
+    hand_block(f, 2, h1, NULL, &b2, h2);
+    hand_cert(f, (const uint8_t(*)[64])sb.sk, 3, 1, 2, h2, &c, votes, &b2);
+    d = tc__block__unpack(NULL, b1.len, b1.bytes);
+    assert_non_null(d);
+    hl = d->header.len;
+    assert_true(hl <= sizeof(hdr));
+    memcpy(hdr, d->header.data, hl);
+    tc__block__free_unpacked(d, NULL);
+
+    verify_epoch_genesis(f->g, ep);
+    /* a link certified by the set it introduces (self-certified) */
+    assert_false(
+        verify_epoch_follow(ep, hdr, hl, b2.cert, f->why, sizeof(f->why)));
+    assert_int_equal(ep->n_changes, 0);
+    /* a forged set: one key changed after certification */
+    hdr[hl - 40] ^= 1;
+    assert_false(
+        verify_epoch_follow(ep, hdr, hl, b1.cert, f->why, sizeof(f->why)));
+    hdr[hl - 40] ^= 1;
+    assert_true(
+        verify_epoch_follow(ep, hdr, hl, b1.cert, f->why, sizeof(f->why)));
+    assert_int_equal(ep->n_changes, 1);
+    /* the same link again: not after the set's own base */
+    assert_false(
+        verify_epoch_follow(ep, hdr, hl, b1.cert, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "is not after block 1"));
+    /* a block without a new set is no link */
+    d = tc__block__unpack(NULL, b2.len, b2.bytes);
+    assert_false(verify_epoch_follow(ep, d->header.data, d->header.len, b2.cert,
+                                     f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "no epoch link"));
+    tc__block__free_unpacked(d, NULL);
+    /* the core's certificate form */
+    hand_cert(f, (const uint8_t(*)[64])sb.sk, 3, 1, 2, h2, &c, votes, NULL);
+    assert_true(verify_checkpoint_with_set(&ep->set, ep->epoch_chain_id, &c,
+                                           f->why, sizeof(f->why)));
+    c.n_votes = 2;
+    assert_false(verify_checkpoint_with_set(&ep->set, ep->epoch_chain_id, &c,
+                                            f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "quorum"));
+    free(ep);
+    blk_free(&b1);
+    blk_free(&b2);
+}
+
+/* Replica sets a verifier refuses to take over. */
+static void test_verify_replica_set_decode_refuses_bad_sets(void **state)
+{
+    struct fx *f = *state;
+    struct set_b sb;
+    struct gov_replica_set *out = malloc(sizeof(*out));
+    uint8_t saved[32];
+
+    assert_non_null(out);
+    set_b_make(f, &sb);
+    assert_true(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    assert_int_equal(out->n, SET_B);
+    assert_int_equal(out->base_height, 9);
+    assert_string_equal(out->r[3].name, "node6");
+    sb.info[2].slot = 1;
+    assert_false(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "not ordered by slot"));
+    sb.info[2].slot = 5;
+    memcpy(saved, sb.pk[3], 32);
+    memcpy(sb.pk[3], sb.pk[1], 32);
+    assert_false(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "share a key"));
+    memcpy(sb.pk[3], saved, 32);
+    sb.info[1].public_key.len = 31;
+    assert_false(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "32-byte key"));
+    sb.info[1].public_key.len = 32;
+    sb.info[3].slot = GOV_SLOTS_MAX;
+    assert_false(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    sb.info[3].slot = 6;
+    sb.set.n_replicas = GOV_REPLICAS_MIN - 1;
+    assert_false(
+        verify_replica_set_decode(&sb.set, 9, out, f->why, sizeof(f->why)));
+    assert_non_null(strstr(f->why, "it needs"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +853,12 @@ int main(void)
             test_verify_signed_tx_checks_signature_and_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_receipt_survives_mutations,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_walk_follows_replica_change,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_verify_epoch_follow_refuses_bad_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_verify_replica_set_decode_refuses_bad_sets, setup, teardown),
     };
     return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }

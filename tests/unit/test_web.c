@@ -4,9 +4,9 @@
  * directory, the real registry, signed txs applied with ledger_apply and
  * certified by 3 of 4 replica keys), checked for what they show: status,
  * trial timeline with chart and findings, certificates and receipts checked
- * on the block and tx pages, CSV/JSON exports, escaping of hostile text,
- * 400/404 on bad input; then the same pages served by web_register on
- * NNG's HTTP server at 127.0.0.1.
+ * on the block and tx pages (also across a replica-set change), CSV/JSON
+ * exports, escaping of hostile text, 400/404 on bad input; then the same pages
+ * served by web_register on NNG's HTTP server at 127.0.0.1.
  */
 // clang-format off
 #include <setjmp.h>
@@ -113,7 +113,9 @@ static struct genesis *genesis_make(struct fx *f)
                               i ? "," : "", member_names[i], member_roles[i], i,
                               hex);
     }
-    n += (size_t)snprintf(json + n, sizeof(json) - n, "]}");
+    n += (size_t)snprintf(json + n, sizeof(json) - n,
+                          "],\"governance\":{\"threshold\":1,\"voters\":"
+                          "[\"sponsor\"]}}");
     assert_true(n < sizeof(json));
     struct genesis *g = calloc(1, sizeof(*g));
     assert_non_null(g);
@@ -1009,6 +1011,75 @@ static void test_web_register_serves_pages_over_http(void **state)
     pthread_mutex_destroy(&mu);
 }
 
+/* A replica added by governance: the status page shows the set in force,
+ * blocks after the change are checked against the new set (and refused
+ * when the old set signed them), and the change block shows the new set. */
+static void test_web_pages_follow_replica_change(void **state)
+{
+    struct fx *f = *state;
+    uint8_t sk[5][64], pk[32], seed[32], hash[32], chain[32], id[32];
+    char hex[65], path[80];
+    memcpy(sk, f->replica_sk, sizeof(f->replica_sk));
+    memset(seed, 0x24, sizeof(seed));
+    crypto_sign_seed_keypair(pk, sk[4], seed);
+
+    Tc__GovernanceProposal gp = TC__GOVERNANCE_PROPOSAL__INIT;
+    gp.proposal_id = (char *)"add-node4";
+    gp.action = TC__GOV_ACTION__GOV_REPLICA_ADD;
+    gp.name = (char *)"node4";
+    gp.public_key = (ProtobufCBinaryData){32, pk};
+    gp.peer_url = (char *)"tcp://127.0.0.1:27004";
+    Tc__Tx tx = TC__TX__INIT;
+    tx.body_case = TC__TX__BODY_GOVERNANCE_PROPOSAL;
+    tx.governance_proposal = &gp;
+    queue(f, SPONSOR, &tx, NULL);
+    commit(f, 3); /* block 11, certified by the genesis set */
+    q_consent(f, SITE_B, 7, false, id);
+    commit(f, 0); /* block 12: the 5 certify it under the epoch chain id */
+    assert_int_equal(ledger_block_hash(f->l, 12, hash), LG_OK);
+    gov_epoch_chain_id(f->g->chain_id, 11, chain);
+    struct pbft_vote votes[5];
+    struct pbft_checkpoint_cert c = {.seq = 12, .n_votes = 4, .votes = votes};
+    memcpy(c.digest, hash, 32);
+    for (uint32_t i = 0; i < 4; i++) {
+        uint8_t st[PBFT_VOTE_STATEMENT_MAX];
+        memset(&votes[i], 0, sizeof(votes[i]));
+        votes[i].replica = i + 1;
+        votes[i].seq = 12;
+        memcpy(votes[i].digest, hash, 32);
+        size_t sl = pbft_vote_statement(PBFT_MSG_CHECKPOINT, chain, &votes[i],
+                                        st, sizeof(st));
+        crypto_sign_raw(sk[i + 1], st, sl, votes[i].sig);
+    }
+    assert_int_equal(ledger_put_cert(f->l, &c), LG_OK);
+    q_consent(f, SITE_B, 8, false, NULL);
+    commit(f, 3); /* block 13: signed by the old set only */
+
+    char *b = render(f, "/", 200);
+    assert_has(b, "Nodes (5, quorum 4)");
+    assert_has(b, "<td>node4</td>");
+    assert_has(b, "in force since <a href=\"/block/11\">block 11</a>");
+    free(b);
+    b = render(f, "/block/11", 200);
+    assert_has(b, "New replica set");
+    assert_has(b, "5 replicas (quorum 4) certify the blocks after this one");
+    assert_has(b, "Certificate verified: 3 of 4 replica signatures");
+    free(b);
+    b = render(f, "/block/12", 200);
+    assert_has(b, "Certificate verified: 4 of 5 replica signatures, quorum 4");
+    assert_has(b, "Signed by node1, node2, node3, node4; checked here against "
+                  "the replica set in force since");
+    free(b);
+    b = render(f, "/block/13", 200);
+    assert_has(b, "Certificate DOES NOT VERIFY");
+    free(b);
+    lg_hex(id, 32, hex);
+    snprintf(path, sizeof(path), "/tx/%s", hex);
+    b = render(f, path, 200);
+    assert_has(b, "Receipt verified: transaction 0 of block 12");
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1040,6 +1111,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_web_register_serves_pages_over_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_web_large_trial_renders_quickly,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_web_pages_follow_replica_change,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_web_dump_pages_for_browser, setup,
                                         teardown),
