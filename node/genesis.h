@@ -24,17 +24,17 @@
 #ifndef GENESIS_H
 #define GENESIS_H
 
+#include "lg.h"
+#include "pbft.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lg.h"
-#include "pbft.h"
-
-#define GENESIS_NAME_MAX 64
-#define GENESIS_URL_MAX  256
+#define GENESIS_NAME_MAX    64
+#define GENESIS_URL_MAX     256
 #define GENESIS_MEMBERS_MAX 256
-#define GENESIS_FILE_MAX (1u << 20)
+#define GENESIS_FILE_MAX    (1u << 20)
 
 enum member_role {
     ROLE_NONE = 0,
@@ -100,7 +100,7 @@ struct keyfile {
     char name[GENESIS_NAME_MAX];
     enum member_role role;
     uint8_t public_key[32];
-    uint8_t *secret_key;       /* 64 bytes, sodium_malloc */
+    uint8_t *secret_key; /* 64 bytes, sodium_malloc */
     bool has_pseudonym_secret;
     uint8_t *pseudonym_secret; /* 32 bytes, sodium_malloc, or NULL */
     bool has_chain_id;

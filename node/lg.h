@@ -16,23 +16,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define LG_ERRORS(X)                                                           \
-    X(LG_OK, "ok")                                                             \
-    X(LG_ENOMEM, "out of memory")                                              \
-    X(LG_EINVAL, "invalid argument")                                           \
-    X(LG_EIO, "storage error")                                                 \
-    X(LG_ECORRUPT, "corrupt data")                                             \
-    X(LG_EBADSIG, "bad signature")                                             \
-    X(LG_EBADMSG, "malformed message")                                         \
-    X(LG_ETOOBIG, "message too large")                                         \
-    X(LG_ENOTFOUND, "not found")                                               \
-    X(LG_EEXIST, "already exists")                                             \
-    X(LG_ENET, "network error")                                                \
-    X(LG_ETIMEDOUT, "timed out")                                               \
-    X(LG_EBUSY, "busy, retry later")                                           \
-    X(LG_EPERM, "not permitted")                                               \
-    X(LG_ECHAIN, "belongs to another chain")                                   \
-    X(LG_ECONFIG, "bad configuration")                                         \
+#define LG_ERRORS(X)                         \
+    X(LG_OK, "ok")                           \
+    X(LG_ENOMEM, "out of memory")            \
+    X(LG_EINVAL, "invalid argument")         \
+    X(LG_EIO, "storage error")               \
+    X(LG_ECORRUPT, "corrupt data")           \
+    X(LG_EBADSIG, "bad signature")           \
+    X(LG_EBADMSG, "malformed message")       \
+    X(LG_ETOOBIG, "message too large")       \
+    X(LG_ENOTFOUND, "not found")             \
+    X(LG_EEXIST, "already exists")           \
+    X(LG_ENET, "network error")              \
+    X(LG_ETIMEDOUT, "timed out")             \
+    X(LG_EBUSY, "busy, retry later")         \
+    X(LG_EPERM, "not permitted")             \
+    X(LG_ECHAIN, "belongs to another chain") \
+    X(LG_ECONFIG, "bad configuration")       \
     X(LG_ENOTREADY, "not ready")
 
 #define LG__ENUM(name, text) name,
@@ -42,7 +42,7 @@ enum lg_err { LG_ERRORS(LG__ENUM) LG_ERR_COUNT };
 const char *lg_strerror(int rv);
 
 #if defined(__GNUC__)
-#define LG_MUST_CHECK  __attribute__((warn_unused_result))
+#define LG_MUST_CHECK   __attribute__((warn_unused_result))
 #define LG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define LG_MUST_CHECK
@@ -66,20 +66,20 @@ void lg_log_set_prefix(const char *fields);
 void lg_log_write(enum lg_level level, const char *event, const char *fmt, ...)
     LG_PRINTF(3, 4);
 
-#define lg_log(level, event, ...)                                              \
-    do {                                                                       \
-        if ((level) >= lg_log_level)                                           \
-            lg_log_write((level), (event), __VA_ARGS__);                       \
+#define lg_log(level, event, ...)                        \
+    do {                                                 \
+        if ((level) >= lg_log_level)                     \
+            lg_log_write((level), (event), __VA_ARGS__); \
     } while (0)
 
 /* ---- assertions ---------------------------------------------------------- */
 void lg_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
 
-#define LG_ASSERT(expr)                                                        \
-    do {                                                                       \
-        if (!(expr))                                                           \
-            lg_assert_fail(#expr, __FILE__, __LINE__);                         \
+#define LG_ASSERT(expr)                                \
+    do {                                               \
+        if (!(expr))                                   \
+            lg_assert_fail(#expr, __FILE__, __LINE__); \
     } while (0)
 
 /* ---- small helpers ------------------------------------------------------- */

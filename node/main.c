@@ -83,12 +83,19 @@ int main(int argc, char **argv)
         return 1;
     }
     int rv = node_run(node);
+    bool by_signal = node_stop_requested(node);
+    bool removed = node_was_removed(node);
     /* Wake the signal thread if the loop stopped on its own (a pending
      * SIGTERM left over is harmless: it stays blocked until exit). */
     pthread_kill(tid, SIGTERM);
     pthread_join(tid, NULL);
     node_close(node);
-    lg_log(LG_INFO, "stopped", "signal=%d err=\"%s\"", w.signo,
-           lg_strerror(rv));
+    if (by_signal)
+        lg_log(LG_INFO, "stopped", "signal=%d err=\"%s\"", w.signo,
+               lg_strerror(rv));
+    else
+        lg_log(rv == LG_OK ? LG_INFO : LG_ERROR, "stopped", "reason=\"%s\"",
+               removed ? "removed from the replica set by governance"
+                       : lg_strerror(rv));
     return rv == LG_OK ? 0 : 1;
 }

@@ -7,13 +7,13 @@
 #ifndef MERKLE_H
 #define MERKLE_H
 
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lg.h"
-
-#define MERKLE_HASH 32
+#define MERKLE_HASH     32
 #define MERKLE_MAX_PATH 64
 
 void merkle_leaf_hash(const void *entry, size_t len, uint8_t out[32]);
@@ -35,8 +35,7 @@ bool merkle_verify_inclusion(const uint8_t leaf_hash[32], uint64_t index,
                              uint64_t size, const uint8_t (*path)[32],
                              size_t n_path, const uint8_t root[32]);
 bool merkle_verify_consistency(uint64_t size1, uint64_t size2,
-                               const uint8_t root1[32],
-                               const uint8_t root2[32],
+                               const uint8_t root1[32], const uint8_t root2[32],
                                const uint8_t (*path)[32], size_t n_path);
 
 /* An append-only log kept as its compact frontier (one hash per level), so

@@ -110,6 +110,16 @@ static void node_client_request(void *arg, struct api_call *call,
     }
 }
 
+bool node_stop_requested(struct node *n)
+{
+    return atomic_load(&n->stopping);
+}
+
+bool node_was_removed(struct node *n)
+{
+    return n->removed;
+}
+
 void node_stop(struct node *n)
 {
     struct node_input in = {.type = NODE_IN_STOP};

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "lg.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct node;
@@ -34,6 +35,12 @@ int node_run(struct node *n);
 
 /* Asks the loop to stop after the current write; safe from any thread. */
 void node_stop(struct node *n);
+/* After node_run returned: true when node_stop asked it to (a signal), false
+ * when it stopped on its own (governance removed this replica, or an
+ * error). */
+bool node_stop_requested(struct node *n);
+/* True when governance removed this replica from the set. */
+bool node_was_removed(struct node *n);
 
 /* Closes sockets, the ledger and LevelDB. Accepts NULL. */
 void node_close(struct node *n);

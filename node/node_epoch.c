@@ -33,6 +33,10 @@
 /* The old core gives up on the boundary certificate after this long: by
  * then the certificate-repair path fetches it from a peer's ledger. */
 #define OLD_CORE_MAX_MS 30000
+/* A removed replica keeps its old core only to give its vote for h: the
+ * others collect a quorum of the old set within a few rounds, or do
+ * without it (a moved replica's old key is not heard at all). */
+#define REMOVED_LINGER_MS 5000
 
 void node_keys_free(struct node_keys *k)
 {
@@ -249,14 +253,11 @@ int node_epoch_open(struct node *n, char *err, size_t err_len)
             return LG_ECONFIG;
         }
     } else {
+        /* A key in no set: a replica about to be added, or one moved to
+         * this key (its slot still shows the old key until this node has
+         * the block that moved it). Either way it follows the ledger; the
+         * peers accept its frames once governance names its key. */
         n->slot = c->replica_id;
-        if (gov_replica_index(&n->set, n->slot) >= 0) {
-            snprintf(err, err_len,
-                     "the key in %s is not replica %u's key: this home holds "
-                     "another node's key.",
-                     c->key_path, n->slot);
-            return LG_ECONFIG;
-        }
         if (n->slot >= GOV_SLOTS_MAX) {
             snprintf(err, err_len, "replica_id %u is not a usable slot.",
                      n->slot);
@@ -331,6 +332,14 @@ int node_net_open(struct node *n, char *err, size_t err_len)
     if (pks == NULL)
         return LG_ENOMEM;
     uint32_t count = 0;
+    /* The set before the current one stays linked until the next change:
+     * a replica that was removed or left behind at the boundary can still
+     * fetch the block that tells it so (its consensus frames are dropped:
+     * it is in no epoch we run). */
+    struct gov_replica_set *prev = malloc(sizeof(*prev));
+    if (prev != NULL && n->set.base_height > 0 &&
+        ledger_replica_set_at(n->ledger, n->set.base_height, prev) == LG_OK)
+        table_add(prev, urls, pks, &count);
     if (n->old != NULL)
         table_add(&n->old->set, urls, pks, &count);
     table_add(&n->set, urls, pks, &count);
@@ -347,6 +356,7 @@ int node_net_open(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "no peer address to listen on.");
         return LG_ECONFIG;
     }
+    free(prev);
     urls[n->slot] = listen;
     memcpy(pks[n->slot], n->key.public_key, 32);
     if (n->slot + 1 > count)
@@ -467,7 +477,8 @@ void node_old_tick(struct node *n, uint64_t now_ms)
         old_done(n, true);
         return;
     }
-    if (lg_mono_ms() - n->old->started_ms > OLD_CORE_MAX_MS) {
+    uint64_t limit = n->removed ? REMOVED_LINGER_MS : OLD_CORE_MAX_MS;
+    if (lg_mono_ms() - n->old->started_ms > limit) {
         old_done(n, false);
         return;
     }
@@ -509,9 +520,11 @@ int node_epoch_switch(struct node *n)
         /* Votes for h sent while our links reopen are lost, and peers that
          * finished h stop resending: if the old core has not got the
          * certificate within a fetch timeout, ask a peer's ledger. */
-        uint64_t from = n->cert_missing_from != 0 && n->cert_missing_from < at
-                            ? n->cert_missing_from /* an earlier boundary */
-                            : at;
+        /* From a little before h: a block just before the boundary may
+         * lack its certificate too (votes lost in the switch). */
+        uint64_t from = at > 64 ? at - 64 : 1;
+        if (n->cert_missing_from != 0 && n->cert_missing_from < from)
+            from = n->cert_missing_from; /* an earlier boundary */
         node_certs_scan(n, from);
         n->cert_asked_ms = lg_mono_ms();
     } else {

@@ -16,11 +16,11 @@
 #ifndef STORE_H
 #define STORE_H
 
+#include "lg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "lg.h"
 
 struct store;
 struct store_batch;
@@ -49,8 +49,8 @@ int store_write(struct store *s, struct store_batch *b,
  * prefix itself). Pointers are valid until the next call. */
 struct store_iter *store_iter_new(struct store *s, const void *prefix,
                                   size_t plen, const void *start, size_t slen);
-bool store_iter_next(struct store_iter *it, const unsigned char **k,
-                     size_t *kl, const unsigned char **v, size_t *vl);
+bool store_iter_next(struct store_iter *it, const unsigned char **k, size_t *kl,
+                     const unsigned char **v, size_t *vl);
 void store_iter_free(struct store_iter *it); /* accepts NULL */
 
 /* A transaction over the store for executing one block: reads see this
@@ -61,8 +61,8 @@ struct store_txn;
 struct store_txn *store_txn_new(struct store *s);
 int store_txn_get(struct store_txn *t, const void *k, size_t kl,
                   unsigned char **val, size_t *vlen) LG_MUST_CHECK;
-void store_txn_put(struct store_txn *t, const void *k, size_t kl,
-                   const void *v, size_t vl);
+void store_txn_put(struct store_txn *t, const void *k, size_t kl, const void *v,
+                   size_t vl);
 void store_txn_delete(struct store_txn *t, const void *k, size_t kl);
 /* Writes everything in one batch (synced when sync) and frees the txn. */
 int store_txn_commit(struct store_txn *t, bool sync) LG_MUST_CHECK;

@@ -86,7 +86,7 @@ struct web_status {
     uint32_t replica; /* this node's replica slot (genesis id) */
     uint64_t view;
     uint32_t primary; /* the primary's slot */
-    uint64_t height; /* executed height (the ledger tip) */
+    uint64_t height;  /* executed height (the ledger tip) */
     bool ready;
     char not_ready[256]; /* why not ready, "" when ready */
     /* per replica slot (the genesis id for a genesis replica; the status

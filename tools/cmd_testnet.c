@@ -421,8 +421,11 @@ static int testnet_init(int argc, char **argv)
 /* ---- test and benchmark helpers ------------------------------------------
  * Hidden subcommands used by tests/integration/node_*.sh and for measuring
  * the commit rate: `load` submits signed transactions from the demo member
- * keys, `check` compares every node's blocks and looks up acknowledged
- * transactions, `poke` sends malformed input to a node's two sockets. */
+ * keys (--members NAME,... picks whose, one per thread in turn), `check`
+ * compares every genesis node's blocks (or those of the homes --nodes
+ * names, when a replica moved), walking the replica-set changes from the
+ * genesis, and finds each acknowledged transaction on the ledger exactly
+ * once, `poke` sends malformed input to a node's two sockets. */
 
 struct tn_node {
     char client_url[256];
@@ -466,6 +469,46 @@ static int tn_open(const char *dir, struct tn *t)
                  t->g->replicas[i].peer_url);
         json_decref(c);
     }
+    return EXIT_OK;
+}
+
+/* Replaces the genesis homes with the homes named in list ("0,1,2,4"):
+ * after a replica moved, the home that runs its slot is another one. */
+static int tn_select(struct tn *t, const char *list)
+{
+    unsigned count = 0;
+    const char *p = list;
+    while (*p != '\0') {
+        char *end = NULL;
+        unsigned long i = strtoul(p, &end, 10);
+        if (end == p || i >= 1000 || count == TESTNET_NODES_MAX ||
+            (*end != ',' && *end != '\0')) {
+            fprintf(stderr,
+                    "trialchain: --nodes takes home numbers like 0,1,2,4\n");
+            return EXIT_USAGE;
+        }
+        char path[TESTNET_PATH_MAX];
+        snprintf(path, sizeof(path), "%s/node%lu/config.json", t->dir, i);
+        json_error_t je;
+        json_t *c = json_load_file(path, 0, &je);
+        if (c == NULL) {
+            fprintf(stderr, "trialchain: cannot read %s: %s\n", path, je.text);
+            return EXIT_USAGE;
+        }
+        const char *cu = json_string_value(json_object_get(c, "client_url"));
+        const char *ha = json_string_value(json_object_get(c, "http_addr"));
+        const char *pu =
+            json_string_value(json_object_get(c, "peer_listen_url"));
+        struct tn_node *nd = &t->nodes[count++];
+        snprintf(nd->client_url, sizeof(nd->client_url), "%s", cu ? cu : "");
+        snprintf(nd->http_addr, sizeof(nd->http_addr), "%s", ha ? ha : "");
+        snprintf(nd->peer_url, sizeof(nd->peer_url), "%s", pu ? pu : "");
+        json_decref(c);
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (count == 0)
+        return EXIT_USAGE;
+    t->n = count;
     return EXIT_OK;
 }
 
@@ -990,11 +1033,13 @@ static int tn_check_acked(const struct tn *t, const char *path,
 
 static int testnet_check(int argc, char **argv)
 {
-    const char *dir = NULL, *acked = NULL;
+    const char *dir = NULL, *acked = NULL, *homes = NULL;
     unsigned timeout_s = 60;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--acked") && i + 1 < argc)
             acked = argv[++i];
+        else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+            homes = argv[++i];
         else if (!strcmp(argv[i], "--timeout-s") && i + 1 < argc)
             timeout_s = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (argv[i][0] != '-' && dir == NULL)
@@ -1005,6 +1050,10 @@ static int testnet_check(int argc, char **argv)
     struct tn t;
     if (dir == NULL || tn_open(dir, &t) != EXIT_OK)
         return EXIT_USAGE;
+    if (homes != NULL && tn_select(&t, homes) != EXIT_OK) {
+        tn_close(&t);
+        return EXIT_USAGE;
+    }
     uint64_t h = 0;
     int code = EXIT_OK;
     if (!tn_converge(&t, timeout_s, &h)) {

@@ -415,15 +415,17 @@ int pbft_start(struct pbft *p, pbft_seq last_seq,
  *   - arms no view-change or complaint timer (nothing more executes in
  *     this epoch, so no view change is useful); it still joins a view
  *     change f+1 others prove, so a quorum can finish seq without it;
- *   - resends its own CHECKPOINT vote for seq every view_timeout_ms / 4
- *     until checkpoint seq is stable here, with a FETCH for the others'
- *     votes (on a restart with last_seq == seq it signs its vote if the
- *     store lacks it), keeps accepting
- *     CHECKPOINT votes and answering FETCH, and reports the certificate
- *     for seq in ready.certified when it forms (after a restart where it
- *     was already stable: again, from pbft_start()). Certificates below
- *     seq that have not formed by then are skipped: nothing later would
- *     bring their votes, and the one for seq covers the chain before it.
+ *   - resends its own CHECKPOINT vote for seq every view_timeout_ms / 4,
+ *     with a FETCH for the others' votes, until checkpoint seq is stable
+ *     here (on a restart with last_seq == seq it signs its vote if the
+ *     store lacks it);
+ *   - keeps accepting CHECKPOINT votes and answering FETCH, and reports
+ *     the certificate for seq in ready.certified when it forms (possibly
+ *     before the driver executed seq, when it is behind: keep it), and
+ *     again from pbft_start() after a restart where it was already stable.
+ *     Certificates below seq that have not formed by then are skipped:
+ *     nothing later would bring their votes, and the one for seq covers
+ *     the chain before it.
  * seq must be a multiple of checkpoint_interval, >= base_seq and >= what
  * was already fed back as executed; a second call may only lower it.
  * Returns PBFT_OK or PBFT_EINVAL. */

@@ -9,7 +9,7 @@
 # ("key-rotated"), the new one works, and a receipt signed before the
 # rotation still verifies; every --json output parses.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=${TRIALCHAIN_BIN:-build/bin}
 TC="$BIN/trialchain"
 for b in trialchain trialchain-node; do

@@ -9,7 +9,7 @@
 # identical blocks; `trialchain verify ledger` from the genesis passes and
 # crosses all six changes. Bounded: about three minutes.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=${TRIALCHAIN_BIN:-build/bin}
 TC="$BIN/trialchain"
 for b in trialchain trialchain-node; do

@@ -69,6 +69,7 @@ static struct pbft_msg *alternate_pp(struct sim *s, struct sim_node *nd,
         struct pbft_request rq;
 
         forged_request(s, buf, &rq);
+        free(pp->requests); /* the clone's empty array */
         pp->requests = malloc(sizeof(*pp->requests));
         if (pp->requests == NULL)
             abort();

@@ -107,7 +107,9 @@ struct rc_node {
     uint32_t id;
     bool alive;
     uint64_t incarnation;
-    struct rc_core cores[2]; /* by epoch parity: the old and the new */
+    /* by epoch: every old one stays until its certificate is known (a
+     * second switch right after a first must not drop the first's) */
+    struct rc_core cores[RC_EPOCHS];
     /* durable */
     struct rc_store store[RC_EPOCHS];
     struct rc_cert cert[RC_EPOCHS]; /* [k]: certificate of base k by k-1 */
@@ -201,7 +203,13 @@ static void note(struct rc_world *w, struct rc_node *nd, const char *fmt, ...)
 
 static void trace_line(struct rc_world *w, struct rc_node *nd, const char *line)
 {
-    snprintf(nd->trace[nd->trace_head], SIM_TRACE_LEN, "%s", line);
+    char *dst = nd->trace[nd->trace_head];
+    size_t len = strlen(line);
+
+    if (len >= SIM_TRACE_LEN)
+        len = SIM_TRACE_LEN - 1; /* long lines are cut */
+    memcpy(dst, line, len);
+    dst[len] = '\0';
     nd->trace_head = (nd->trace_head + 1) % SIM_TRACE_RING;
     if (nd->trace_count < SIM_TRACE_RING)
         nd->trace_count++;
@@ -518,10 +526,10 @@ static void app_execute(struct rc_world *w, struct rc_node *nd, uint32_t epoch,
     struct rc_ev *ev;
     uint64_t at;
 
-    if (nd->cores[epoch % 2].stop < ex->seq)
+    if (nd->cores[epoch].stop < ex->seq)
         sim_fail(&w->base, (int)nd->id, -1,
                  "id%u: a core stopped at %" PRIu64 " handed out seq %" PRIu64,
-                 nd->id, nd->cores[epoch % 2].stop, ex->seq);
+                 nd->id, nd->cores[epoch].stop, ex->seq);
     if (epoch != nd->app_epoch) {
         note(w, nd, "sim: old epoch %u batch seq %" PRIu64 " dropped", epoch,
              ex->seq);
@@ -539,7 +547,7 @@ static void app_execute(struct rc_world *w, struct rc_node *nd, uint32_t epoch,
     e.n_reqs = ex->n_requests;
     e.clients = rc_calloc(ex->n_requests, sizeof(*e.clients));
     e.req_nos = rc_calloc(ex->n_requests, sizeof(*e.req_nos));
-    pbft_batch_digest(&nd->cores[epoch % 2].cfg.crypto, ex->requests,
+    pbft_batch_digest(&nd->cores[epoch].cfg.crypto, ex->requests,
                       ex->n_requests, e.batch);
     for (uint32_t i = 0; i < ex->n_requests; i++) {
         const struct pbft_request *rq = &ex->requests[i];
@@ -778,7 +786,7 @@ static void client_timer(struct rc_world *w, uint32_t c)
         plan_set(w, (uint32_t)cl->outstanding);
         if (w->base.faults_active && sim_rng_chance(rng(w), 600)) {
             struct rc_ev *x = ev_new(w, RC_CRASH_PRIMARY,
-                                     w->base.now + sim_rng_below(rng(w), 400));
+                                     w->base.now + sim_rng_below(rng(w), 150));
 
             x->epoch = e;
             ev_push(w, x);
@@ -958,7 +966,7 @@ static void process_ready(struct rc_world *w, struct rc_node *nd,
     }
     if (nd->app_epoch != epoch_before)
         switch_to(w, nd);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < RC_EPOCHS; i++)
         if (nd->cores[i].free_after)
             core_free(w, nd, &nd->cores[i], "certificate formed");
 }
@@ -987,7 +995,7 @@ static const uint8_t *state_at(struct rc_world *w, const struct rc_node *nd,
 static void core_boot(struct rc_world *w, struct rc_node *nd, uint32_t k,
                       pbft_seq stop)
 {
-    struct rc_core *rc = &nd->cores[k % 2];
+    struct rc_core *rc = &nd->cores[k];
     struct pbft_config *cfg = &rc->cfg;
     struct rc_store *st = &nd->store[k];
     pbft_seq base = w->base_seq[k];
@@ -1071,7 +1079,7 @@ static void core_boot(struct rc_world *w, struct rc_node *nd, uint32_t k,
 static void switch_to(struct rc_world *w, struct rc_node *nd)
 {
     uint32_t k = nd->app_epoch;
-    struct rc_core *old = &nd->cores[(k - 1) % 2];
+    struct rc_core *old = &nd->cores[k - 1];
 
     if (old->core != NULL && old->epoch == k - 1 && nd->cert[k].known) {
         core_free(w, nd, old, "certificate known");
@@ -1097,8 +1105,10 @@ static void node_boot(struct rc_world *w, struct rc_node *nd)
     app_derive(w, nd);
     k = nd->app_epoch;
     note(w, nd, "sim: boot (executed %zu, epoch %u)", nd->n_log, k);
-    if (k > 0 && !nd->cert[k].known && in_set(&w->sets[k - 1], nd->id, NULL))
-        core_boot(w, nd, k - 1, w->base_seq[k]);
+    /* every old epoch whose certificate is still missing: stopped */
+    for (uint32_t j = 1; j <= k && nd->alive && !w->base.failed; j++)
+        if (!nd->cert[j].known && in_set(&w->sets[j - 1], nd->id, NULL))
+            core_boot(w, nd, j - 1, w->base_seq[j]);
     if (in_set(&w->sets[k], nd->id, NULL) && nd->alive && !w->base.failed)
         core_boot(w, nd, k, UINT64_MAX);
 }
@@ -1108,7 +1118,7 @@ static void node_crash(struct rc_world *w, struct rc_node *nd)
     if (!nd->alive)
         return;
     note(w, nd, "sim: crash");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < RC_EPOCHS; i++)
         if (nd->cores[i].core != NULL) {
             pbft_free(nd->cores[i].core);
             nd->cores[i].core = NULL;
@@ -1129,7 +1139,7 @@ static void schedule_restart(struct rc_world *w, struct rc_node *nd,
 
 static struct rc_core *core_of(struct rc_node *nd, uint32_t epoch)
 {
-    struct rc_core *rc = &nd->cores[epoch % 2];
+    struct rc_core *rc = &nd->cores[epoch];
 
     return rc->core != NULL && rc->epoch == epoch ? rc : NULL;
 }
@@ -1367,7 +1377,7 @@ static void client_request_arrives(struct rc_world *w, const struct rc_ev *e)
 
     if (!nd->alive)
         return;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < RC_EPOCHS; i++)
         if (nd->cores[i].core != NULL && nd->cores[i].epoch == nd->app_epoch)
             rc = &nd->cores[i];
     if (rc == NULL)
@@ -1443,7 +1453,7 @@ static void dispatch(struct rc_world *w, struct rc_ev *e)
                 note(w, nd, "sim: the primary of epoch %u crashes", e->epoch);
                 node_crash(w, nd);
                 schedule_restart(
-                    w, nd, w->base.now + sim_rng_range(rng(w), 100, 1500));
+                    w, nd, w->base.now + sim_rng_range(rng(w), 500, 2500));
             }
         }
         break;
@@ -1454,7 +1464,7 @@ static uint64_t node_timer(const struct rc_node *nd, int *which)
 {
     uint64_t t = UINT64_MAX;
 
-    for (int i = 0; i < 2 && nd->alive; i++) {
+    for (int i = 0; i < RC_EPOCHS && nd->alive; i++) {
         uint64_t d;
 
         if (nd->cores[i].core == NULL)
@@ -1483,12 +1493,12 @@ static bool finished(struct rc_world *w)
         const struct rc_node *nd = &w->nodes[id];
         bool member = in_set(&w->sets[last], id, NULL);
 
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < RC_EPOCHS; i++)
             if (nd->cores[i].core != NULL && nd->cores[i].epoch != last)
                 return false;
         if (member && core_of((struct rc_node *)nd, last) == NULL)
             return false;
-        if (!member && (nd->cores[0].core != NULL || nd->cores[1].core != NULL))
+        if (!member && core_of((struct rc_node *)nd, last) != NULL)
             return false;
     }
     return true;
@@ -1501,10 +1511,14 @@ static void liveness_report(struct rc_world *w)
 
     for (uint32_t id = 0; id < w->n_ids && used < sizeof(buf); id++) {
         const struct rc_node *nd = &w->nodes[id];
-        int k =
-            snprintf(buf + used, sizeof(buf) - used, " id%u:e%u/%zu%s%s%s", id,
-                     nd->app_epoch, nd->n_log, nd->cores[0].core ? "+" : "",
-                     nd->cores[1].core ? "+" : "", nd->alive ? "" : "X");
+        uint32_t cores = 0;
+        int k;
+
+        for (uint32_t e = 0; e < RC_EPOCHS; e++)
+            cores += nd->cores[e].core != NULL;
+        /* idN:e<epoch>/<executed>/<cores>, X when down */
+        k = snprintf(buf + used, sizeof(buf) - used, " id%u:e%u/%zu/%u%s", id,
+                     nd->app_epoch, nd->n_log, cores, nd->alive ? "" : "X");
 
         if (k < 0)
             break;
@@ -1658,7 +1672,7 @@ static void world_free(struct rc_world *w)
     for (uint32_t id = 0; id < w->n_ids; id++) {
         struct rc_node *nd = &w->nodes[id];
 
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < RC_EPOCHS; i++)
             pbft_free(nd->cores[i].core);
         for (uint32_t k = 0; k < RC_EPOCHS; k++)
             store_wipe(&nd->store[k]);
@@ -1728,7 +1742,7 @@ void sim_reconfig_run(const struct sim_params *prm, struct sim_result *res,
         client_arm(w, c, s->now + sim_rng_below(rng(w), 100));
     loop(w);
     for (uint32_t id = 0; id < w->n_ids; id++)
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < RC_EPOCHS; i++)
             if (w->nodes[id].cores[i].core != NULL) {
                 struct pbft_status st;
 

@@ -1,9 +1,9 @@
 /* Links the consensus core with libc alone (make core-libc-only). Touches
  * the public API so that every object of libpbft.a is pulled in. */
+#include "pbft.h"
+
 #include <stdio.h>
 #include <string.h>
-
-#include "pbft.h"
 
 int main(void)
 {
