@@ -463,9 +463,11 @@ static void node_peer_consensus(struct node *n, uint32_t slot, uint64_t epoch,
     if (n->pbft != NULL && epoch == n->set.base_height) {
         set = &n->set;
         core = n->pbft;
-    } else if (n->old != NULL && epoch == n->old->set.base_height) {
-        set = &n->old->set;
-        core = n->old->pbft;
+    }
+    struct node_old_core *old = set == NULL ? node_old_find(n, epoch) : NULL;
+    if (old != NULL) {
+        set = &old->set;
+        core = old->pbft;
     }
     int idx = set != NULL ? gov_replica_index(set, slot) : -1;
     if (idx < 0) {
@@ -509,8 +511,8 @@ static void node_peer_consensus(struct node *n, uint32_t slot, uint64_t epoch,
         codec_msg_free(m);
         return;
     }
-    if (core != n->pbft) {
-        node_old_receive(n, from, m);
+    if (old != NULL) {
+        node_old_receive(n, old, from, m);
         codec_msg_free(m);
         return;
     }
@@ -632,8 +634,8 @@ int node_run(struct node *n)
         uint64_t now = lg_now_ms();
         uint64_t deadline =
             n->pbft != NULL ? pbft_deadline_ms(n->pbft) : UINT64_MAX;
-        if (n->old != NULL && pbft_deadline_ms(n->old->pbft) < deadline)
-            deadline = pbft_deadline_ms(n->old->pbft);
+        if (node_old_deadline(n) < deadline)
+            deadline = node_old_deadline(n);
         uint64_t wait = deadline <= now ? 0 : deadline - now;
         if (wait > NODE_IDLE_WAIT_MS)
             wait = NODE_IDLE_WAIT_MS;
@@ -942,7 +944,7 @@ void node_close(struct node *n)
     node_waiters_free(n);
     pbft_free(n->pbft);
     node_keys_free(n->keys);
-    node_old_free(n);
+    node_old_free_all(n);
     byz_free(n->byz);
     for (size_t i = 0; i < n->n_delayed; i++)
         free(n->delayed[i].buf);

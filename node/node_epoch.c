@@ -30,13 +30,17 @@
 #include <string.h>
 
 #define EPOCH_KEY "m/consensus_epoch"
-/* The old core gives up on the boundary certificate after this long: by
- * then the certificate-repair path fetches it from a peer's ledger. */
-#define OLD_CORE_MAX_MS 30000
+/* An old core lives until its boundary certificate forms (a replica
+ * behind needs it, and may need this core's vote or its view change to
+ * finish the boundary block); after this long the certificate-repair path
+ * alone looks for it in peers' ledgers. */
+#define OLD_CORE_MAX_MS 600000
 /* A removed replica keeps its old core only to give its vote for h: the
  * others collect a quorum of the old set within a few rounds, or do
  * without it (a moved replica's old key is not heard at all). */
-#define REMOVED_LINGER_MS 5000
+#define REMOVED_LINGER_MS 10000
+
+static int old_restore(struct node *n);
 
 void node_keys_free(struct node_keys *k)
 {
@@ -169,53 +173,64 @@ static pbft_view block_view(struct node *n, uint64_t h)
     return view;
 }
 
-/* Makes the core for n->set with n->self as its index. */
-static int epoch_core_new(struct node *n, char *err, size_t err_len)
+/* Makes a core for `set` with index `self`, its keys and crypto. */
+static int core_make(struct node *n, const struct gov_replica_set *set,
+                     uint32_t self, struct pbft **out, struct node_keys **kout,
+                     struct pbft_config *pc, char *err, size_t err_len)
 {
     struct node_keys *k = calloc(1, sizeof(*k));
     if (k == NULL) {
         snprintf(err, err_len, "out of memory.");
         return LG_ENOMEM;
     }
-    struct pbft_config pc;
-    pbft_config_defaults(&pc);
-    genesis_pbft_config(n->genesis, &pc);
-    pc.n = n->set.n;
-    pc.self = n->self;
-    gov_epoch_chain_id(n->genesis->chain_id, n->set.base_height, k->chain_id);
-    memcpy(pc.chain_id, k->chain_id, 32);
+    pbft_config_defaults(pc);
+    genesis_pbft_config(n->genesis, pc);
+    pc->n = set->n;
+    pc->self = self;
+    gov_epoch_chain_id(n->genesis->chain_id, set->base_height, k->chain_id);
+    memcpy(pc->chain_id, k->chain_id, 32);
     /* The chain id is the "hash of block 0" (ledger.h). */
-    if (ledger_block_hash(n->ledger, n->set.base_height, pc.genesis_digest) !=
+    if (ledger_block_hash(n->ledger, set->base_height, pc->genesis_digest) !=
         LG_OK) {
         free(k);
         snprintf(err, err_len,
-                 "the block %llu that set the current replica set is "
-                 "missing.",
-                 (unsigned long long)n->set.base_height);
+                 "the block %llu that set a replica set is missing.",
+                 (unsigned long long)set->base_height);
         return LG_ECORRUPT;
     }
-    pc.base_seq = n->set.base_height;
-    pc.initial_view = block_view(n, n->set.base_height);
-    pc.request_bytes_max = TX_BYTES_MAX;
-    gov_replica_keys(&n->set, k->pks);
+    pc->base_seq = set->base_height;
+    pc->initial_view = block_view(n, set->base_height);
+    pc->request_bytes_max = TX_BYTES_MAX;
+    gov_replica_keys(set, k->pks);
     k->cctx.sk = n->key.secret_key;
-    k->cctx.n = n->set.n;
+    k->cctx.n = set->n;
     k->cctx.pks = (const uint8_t(*)[32])k->pks;
     k->cctx.chain_id = k->chain_id;
     k->cctx.tx_chain_id = n->genesis->chain_id;
     k->cctx.is_member = node_is_member;
     k->cctx.member_arg = n;
-    crypto_pbft_init(&pc.crypto, &k->cctx);
+    crypto_pbft_init(&pc->crypto, &k->cctx);
     const char *why = NULL;
-    struct pbft *p = pbft_new(&pc, &why);
+    struct pbft *p = pbft_new(pc, &why);
     if (p == NULL) {
         free(k);
         snprintf(err, err_len, "cannot start consensus: %s.",
                  why ? why : "bad parameters");
         return LG_ECONFIG;
     }
-    n->pbft = p;
-    n->keys = k;
+    *out = p;
+    *kout = k;
+    return LG_OK;
+}
+
+/* Makes the core for n->set with n->self as its index. */
+static int epoch_core_new(struct node *n, char *err, size_t err_len)
+{
+    struct pbft_config pc;
+    int rv =
+        core_make(n, &n->set, n->self, &n->pbft, &n->keys, &pc, err, err_len);
+    if (rv != LG_OK)
+        return rv;
     n->crypto = pc.crypto;
     n->pending_share = pc.pending_max / n->set.n;
     if (n->pending_share < 1)
@@ -302,6 +317,13 @@ int node_epoch_open(struct node *n, char *err, size_t err_len)
         return rv;
     }
     n->gc_done = n->set.base_height;
+    rv = old_restore(n);
+    if (rv != LG_OK) {
+        snprintf(err, err_len,
+                 "cannot resume the certificate of block %llu: %s.",
+                 (unsigned long long)n->set.base_height, lg_strerror(rv));
+        return rv;
+    }
     if (n->self == NODE_NO_INDEX)
         return LG_OK;
     return epoch_core_new(n, err, err_len);
@@ -340,23 +362,23 @@ int node_net_open(struct node *n, char *err, size_t err_len)
     if (prev != NULL && n->set.base_height > 0 &&
         ledger_replica_set_at(n->ledger, n->set.base_height, prev) == LG_OK)
         table_add(prev, urls, pks, &count);
-    if (n->old != NULL)
-        table_add(&n->old->set, urls, pks, &count);
+    for (uint32_t i = 0; i < n->n_old; i++)
+        table_add(&n->old[i]->set, urls, pks, &count);
     table_add(&n->set, urls, pks, &count);
     const char *listen = c->peer_listen_url[0] ? c->peer_listen_url : NULL;
     if (n->self != NODE_NO_INDEX && listen == NULL)
         listen = n->set.r[n->self].peer_url;
-    if (listen == NULL && n->old != NULL) {
-        int i = gov_replica_by_key(&n->old->set, n->key.public_key);
+    for (uint32_t k = 0; listen == NULL && k < n->n_old; k++) {
+        int i = gov_replica_by_key(&n->old[k]->set, n->key.public_key);
         if (i >= 0)
-            listen = n->old->set.r[i].peer_url;
+            listen = n->old[k]->set.r[i].peer_url;
     }
     if (listen == NULL) {
         free(pks);
+        free(prev);
         snprintf(err, err_len, "no peer address to listen on.");
         return LG_ECONFIG;
     }
-    free(prev);
     urls[n->slot] = listen;
     memcpy(pks[n->slot], n->key.public_key, 32);
     if (n->slot + 1 > count)
@@ -383,6 +405,7 @@ int node_net_open(struct node *n, char *err, size_t err_len)
     int rv = n->net != NULL ? net_update(n->net, &np, err, err_len)
                             : net_open(&np, &n->net, err, err_len);
     free(pks);
+    free(prev); /* urls pointed into it */
     return rv;
 }
 
@@ -399,40 +422,103 @@ bool node_epoch_changed(struct node *n, pbft_seq seq)
     return true;
 }
 
-void node_old_free(struct node *n)
+static void old_free(struct node_old_core *o)
 {
-    if (n->old == NULL)
-        return;
-    pbft_free(n->old->pbft);
-    node_keys_free(n->old->keys);
-    free(n->old);
-    n->old = NULL;
+    pbft_free(o->pbft);
+    node_keys_free(o->keys);
+    free(o);
 }
 
-static void old_done(struct node *n, bool certified)
+void node_old_free_all(struct node *n)
+{
+    for (uint32_t i = 0; i < n->n_old; i++)
+        old_free(n->old[i]);
+    n->n_old = 0;
+}
+
+struct node_old_core *node_old_find(struct node *n, uint64_t epoch)
+{
+    for (uint32_t i = 0; i < n->n_old; i++)
+        if (n->old[i]->set.base_height == epoch)
+            return n->old[i];
+    return NULL;
+}
+
+uint64_t node_old_deadline(const struct node *n)
+{
+    uint64_t d = UINT64_MAX;
+    for (uint32_t i = 0; i < n->n_old; i++) {
+        uint64_t x = pbft_deadline_ms(n->old[i]->pbft);
+        if (x < d)
+            d = x;
+    }
+    return d;
+}
+
+/* Keeps core p (stopped at `stop`) until the old set certifies `stop`. */
+static int old_add(struct node *n, struct pbft *p, struct node_keys *k,
+                   const struct gov_replica_set *set, pbft_seq stop)
+{
+    struct node_old_core *o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        pbft_free(p);
+        node_keys_free(k);
+        return LG_ENOMEM;
+    }
+    o->pbft = p;
+    o->keys = k;
+    o->set = *set;
+    o->stop = stop;
+    o->started_ms = lg_mono_ms();
+    (void)pbft_set_stop(p, stop);
+    if (n->n_old == NODE_OLD_MAX) {
+        /* Changes faster than certificates: the oldest gives way (its
+         * certificate is fetched from a peer's ledger). */
+        lg_log(LG_WARN, "epoch_boundary_dropped", "height=%llu",
+               (unsigned long long)n->old[0]->stop);
+        old_free(n->old[0]);
+        memmove(n->old, n->old + 1, (NODE_OLD_MAX - 1) * sizeof(n->old[0]));
+        n->n_old--;
+    }
+    n->old[n->n_old++] = o;
+    return LG_OK;
+}
+
+/* Old core o has its certificate (or gave up): frees it; a removed replica
+ * with none left stops, others drop the old set's links. */
+static void old_done(struct node *n, struct node_old_core *o, bool certified)
 {
     lg_log(certified ? LG_INFO : LG_WARN, "epoch_boundary_done",
-           "height=%llu certified=%s", (unsigned long long)n->old->stop,
+           "height=%llu certified=%s", (unsigned long long)o->stop,
            certified ? "yes" : "no (fetched from peers later)");
-    node_old_free(n);
-    if (n->removed) {
+    for (uint32_t i = 0; i < n->n_old; i++) {
+        if (n->old[i] != o)
+            continue;
+        memmove(n->old + i, n->old + i + 1,
+                (n->n_old - i - 1) * sizeof(n->old[0]));
+        n->n_old--;
+        break;
+    }
+    old_free(o);
+    if (n->removed && n->n_old == 0) {
         lg_log(LG_INFO, "replica_removed",
                "height=%llu msg=\"governance removed this replica from the "
                "set; stopping\"",
                (unsigned long long)n->set.base_height);
         n->running = false;
-    } else {
+    } else if (!n->removed) {
         char err[256];
         if (node_net_open(n, err, sizeof(err)) != LG_OK)
             lg_log(LG_ERROR, "net_reopen_failed", "why=\"%s\"", err);
     }
 }
 
-/* Carries out what the old core asks, except persisting (its records are
- * gone by design) and executing (nothing beyond the boundary runs). */
-static void old_ready(struct node *n, const struct pbft_ready *r)
+/* Carries out what an old core asks, except persisting (it is rebuilt on
+ * a restart) and executing (nothing beyond the boundary runs). Returns
+ * true when o was freed. */
+static bool old_ready(struct node *n, struct node_old_core *o,
+                      const struct pbft_ready *r)
 {
-    struct node_old_core *o = n->old;
     for (uint32_t i = 0; i < r->n_msgs; i++)
         node_send_core(n, &o->set, r->msgs[i].to, r->msgs[i].msg);
     bool done = false;
@@ -450,45 +536,101 @@ static void old_ready(struct node *n, const struct pbft_ready *r)
     }
     pbft_advance(o->pbft);
     if (done)
-        old_done(n, true);
+        old_done(n, o, true);
+    return done;
 }
 
-void node_old_receive(struct node *n, uint32_t from, const struct pbft_msg *m)
+void node_old_receive(struct node *n, struct node_old_core *o, uint32_t from,
+                      const struct pbft_msg *m)
 {
-    if (n->old == NULL)
-        return;
     struct pbft_event ev = {.type = PBFT_EV_RECEIVE, .now_ms = lg_now_ms()};
     ev.u.receive.from = from;
     ev.u.receive.msg = m;
     struct pbft_ready r;
     memset(&r, 0, sizeof(r));
-    (void)pbft_step(n->old->pbft, &ev, &r);
-    old_ready(n, &r);
+    (void)pbft_step(o->pbft, &ev, &r);
+    (void)old_ready(n, o, &r);
 }
 
 void node_old_tick(struct node *n, uint64_t now_ms)
 {
-    if (n->old == NULL)
-        return;
+    /* Backwards: old_done removes from the array. */
+    for (uint32_t i = n->n_old; i-- > 0;) {
+        if (i >= n->n_old)
+            continue;
+        struct node_old_core *o = n->old[i];
+        Tc__Certificate *have = NULL;
+        if (ledger_get_cert(n->ledger, o->stop, &have) == LG_OK) {
+            /* Certified by other means (fetched from a peer). */
+            tc__certificate__free_unpacked(have, NULL);
+            old_done(n, o, true);
+            continue;
+        }
+        uint64_t limit = n->removed ? REMOVED_LINGER_MS : OLD_CORE_MAX_MS;
+        if (lg_mono_ms() - o->started_ms > limit) {
+            old_done(n, o, false);
+            continue;
+        }
+        if (now_ms < pbft_deadline_ms(o->pbft))
+            continue;
+        struct pbft_event ev = {.type = PBFT_EV_TIMEOUT, .now_ms = now_ms};
+        struct pbft_ready r;
+        memset(&r, 0, sizeof(r));
+        (void)pbft_step(o->pbft, &ev, &r);
+        (void)old_ready(n, o, &r);
+    }
+}
+
+/* Restart: the last boundary block has no certificate yet, so the core of
+ * the set before it comes back, stopped there, to give and gather the
+ * votes (its records went with the switch; pbft_start signs its vote for
+ * the boundary again). */
+static int old_restore(struct node *n)
+{
+    uint64_t h = n->set.base_height;
     Tc__Certificate *have = NULL;
-    if (ledger_get_cert(n->ledger, n->old->stop, &have) == LG_OK) {
-        /* Certified by other means (fetched from a peer). */
+    if (h == 0)
+        return LG_OK;
+    if (ledger_get_cert(n->ledger, h, &have) == LG_OK) {
         tc__certificate__free_unpacked(have, NULL);
-        old_done(n, true);
-        return;
+        return LG_OK;
     }
-    uint64_t limit = n->removed ? REMOVED_LINGER_MS : OLD_CORE_MAX_MS;
-    if (lg_mono_ms() - n->old->started_ms > limit) {
-        old_done(n, false);
-        return;
+    struct gov_replica_set *prev = malloc(sizeof(*prev));
+    if (prev == NULL)
+        return LG_ENOMEM;
+    int rv = ledger_replica_set_at(n->ledger, h, prev);
+    int idx = rv == LG_OK ? gov_replica_by_key(prev, n->key.public_key) : -1;
+    if (idx < 0) {
+        free(prev);
+        return rv;
     }
-    if (now_ms < pbft_deadline_ms(n->old->pbft))
-        return;
-    struct pbft_event ev = {.type = PBFT_EV_TIMEOUT, .now_ms = now_ms};
+    if (n->self == NODE_NO_INDEX)
+        n->removed = true; /* in the set before, not in this one */
+    struct pbft *p = NULL;
+    struct node_keys *k = NULL;
+    struct pbft_config pc;
+    char err[256];
+    rv = core_make(n, prev, (uint32_t)idx, &p, &k, &pc, err, sizeof(err));
+    if (rv == LG_OK)
+        rv = old_add(n, p, k, prev, h);
+    free(prev);
+    if (rv != LG_OK)
+        return rv;
+    struct node_old_core *o = n->old[n->n_old - 1];
+    uint8_t hash[32];
+    rv = ledger_block_hash(n->ledger, h, hash);
     struct pbft_ready r;
     memset(&r, 0, sizeof(r));
-    (void)pbft_step(n->old->pbft, &ev, &r);
-    old_ready(n, &r);
+    if (rv == LG_OK &&
+        pbft_start(o->pbft, h, hash, lg_now_ms(), &r) == PBFT_OK) {
+        lg_log(LG_INFO, "epoch_boundary_resumed", "height=%llu",
+               (unsigned long long)h);
+        (void)old_ready(n, o, &r);
+    } else {
+        pbft_advance(o->pbft);
+        old_done(n, o, false);
+    }
+    return LG_OK;
 }
 
 int node_epoch_switch(struct node *n)
@@ -505,18 +647,14 @@ int node_epoch_switch(struct node *n)
     ledger_tip(n->ledger, &tip);
     /* Live switch (we executed the boundary): keep the old core for its
      * certificate. After catch-up the certificate came with the block. */
-    node_old_free(n);
     if (n->pbft != NULL && at == next.base_height && at == tip.height) {
-        struct node_old_core *o = calloc(1, sizeof(*o));
-        if (o == NULL)
-            return LG_ENOMEM;
-        o->pbft = n->pbft;
-        o->keys = n->keys;
-        o->set = n->set;
-        o->stop = at;
-        o->started_ms = lg_mono_ms();
-        (void)pbft_set_stop(o->pbft, at);
-        n->old = o;
+        rv = old_add(n, n->pbft, n->keys, &n->set, at);
+        if (rv != LG_OK) {
+            n->pbft = NULL;
+            n->keys = NULL;
+            n->fatal = rv;
+            return rv;
+        }
         /* Votes for h sent while our links reopen are lost, and peers that
          * finished h stop resending: if the old core has not got the
          * certificate within a fetch timeout, ask a peer's ledger. */
@@ -551,7 +689,7 @@ int node_epoch_switch(struct node *n)
     if (n->self == NODE_NO_INDEX) {
         if (was_replica) {
             n->removed = true;
-            if (n->old == NULL) {
+            if (n->n_old == 0) {
                 lg_log(LG_INFO, "replica_removed",
                        "height=%llu msg=\"governance removed this replica "
                        "from the set; stopping\"",

@@ -118,6 +118,7 @@ struct node_old_core {
 };
 
 #define NODE_NO_INDEX     UINT32_MAX
+#define NODE_OLD_MAX      8
 #define NODE_HEARTBEAT_MS 1000
 #define NODE_DELAYED_MAX  1024 /* frames held back by TRIALCHAIN_FAULTS */
 #define NODE_PEER_LIVE_MS 3500
@@ -132,9 +133,12 @@ struct node {
     uint32_t slot;
     struct gov_replica_set set; /* the epoch the core runs */
     struct node_keys *keys;     /* the current core's */
-    struct node_old_core *old;  /* NULL unless switching */
-    pbft_seq switch_at;         /* executed a block that changed the set */
-    bool removed;               /* not in the set any more: stop when done */
+    /* Previous epochs' cores still collecting their boundary certificate
+     * (usually none, one right after a change). */
+    struct node_old_core *old[NODE_OLD_MAX];
+    uint32_t n_old;
+    pbft_seq switch_at; /* executed a block that changed the set */
+    bool removed;       /* not in the set any more: stop when done */
     struct genesis *genesis;
     struct keyfile key;
     bool key_loaded;
@@ -255,10 +259,15 @@ bool node_epoch_changed(struct node *n, pbft_seq seq);
 /* Switches to the set in the ledger's state (after node_epoch_changed, or
  * after catch-up installed blocks that changed it). */
 int node_epoch_switch(struct node *n);
-/* Feeds a consensus message of the previous epoch to the old core. */
-void node_old_receive(struct node *n, uint32_t from, const struct pbft_msg *m);
+/* The old core of the epoch based at `epoch`, or NULL. */
+struct node_old_core *node_old_find(struct node *n, uint64_t epoch);
+/* Feeds a consensus message of a previous epoch to its old core. */
+void node_old_receive(struct node *n, struct node_old_core *o, uint32_t from,
+                      const struct pbft_msg *m);
 void node_old_tick(struct node *n, uint64_t now_ms);
-void node_old_free(struct node *n);
+/* Earliest deadline of the old cores (UINT64_MAX: none). */
+uint64_t node_old_deadline(const struct node *n);
+void node_old_free_all(struct node *n);
 /* Slot of the core's replica index in `set`, or PBFT_BROADCAST. */
 uint32_t node_slot_of(const struct gov_replica_set *set, uint32_t index);
 /* The next slot after p in the current set, not this node's. */
