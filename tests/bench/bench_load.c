@@ -1214,10 +1214,15 @@ static int run(const char *dir, const struct run_opts *o)
         (void)sigaction(SIGUSR1, &sa, NULL);
         while (l < o->grow_to && !grow_stop && now_s() - g0 < o->grow_secs) {
             double left = o->grow_secs - (now_s() - g0);
-            /* Chunks of at most a minute, sized by the peak rate so the
-             * target is not overshot by much. */
-            double need =
-                peak->tps > 0 ? (double)(o->grow_to - l) / peak->tps + 1 : 60;
+            /* Chunks of at most a minute, sized so the target is not
+             * overshot by much: by the rate of the growth so far (the
+             * rate falls as the ledger grows; sized by the peak's, the
+             * last chunks would each cover a shrinking share of the
+             * rest), else the peak's. */
+            double el = now_s() - g0;
+            double r =
+                el > 1 && l > l_start ? (double)(l - l_start) / el : peak->tps;
+            double need = r > 0 ? (double)(o->grow_to - l) / r + 1 : 60;
             double chunk = need < 60 ? need : 60;
             chunk = chunk < left ? chunk : left;
             chunk = chunk < 2 ? 2 : chunk;
@@ -1227,7 +1232,7 @@ static int run(const char *dir, const struct run_opts *o)
             (void)net_tip(&net, &h, &l, NULL);
             /* The rate over the whole phase so far: it falls as the
              * ledger grows, so the time left it gives is optimistic. */
-            double el = now_s() - g0;
+            el = now_s() - g0;
             double rate = el > 0 ? (double)(l - l_start) / el : 0;
             fprintf(stderr,
                     "  grow       ledger at %" PRIu64
