@@ -20,11 +20,34 @@ static int index_page(struct store *s, const struct reg_key *prefix,
     int rv = reg_u64_get(&src, &ck, total);
     if (rv != LG_OK || offset >= *total || limit == 0)
         return rv;
+    const unsigned char *k, *v;
+    size_t kl, vl;
+    if (offset > *total / 2) {
+        /* Nearer the end (a trial's latest entries): walk back from the
+         * last key, so the cost follows total - offset, not offset. */
+        uint64_t end = offset + limit < *total ? offset + limit : *total;
+        size_t want = (size_t)(end - offset);
+        struct store_iter *rit =
+            store_iter_new_reverse(s, prefix->b, prefix->n);
+        if (rit == NULL)
+            return LG_ENOMEM;
+        uint64_t pos = *total;
+        while (pos > offset && store_iter_next(rit, &k, &kl, &v, &vl)) {
+            if (kl != prefix->n + 8)
+                continue;
+            pos--;
+            if (pos < end)
+                log_indexes[pos - offset] = store_get_be64(k + prefix->n);
+        }
+        store_iter_free(rit);
+        /* A counter ahead of the index (never, unless the store is
+         * damaged) would leave a hole at the front: report none. */
+        *n = pos == offset ? want : 0;
+        return LG_OK;
+    }
     struct store_iter *it = store_iter_new(s, prefix->b, prefix->n, NULL, 0);
     if (it == NULL)
         return LG_ENOMEM;
-    const unsigned char *k, *v;
-    size_t kl, vl;
     uint64_t pos = 0;
     while (*n < limit && store_iter_next(it, &k, &kl, &v, &vl)) {
         if (kl != prefix->n + 8)

@@ -27,6 +27,7 @@ struct store_iter {
     unsigned char *prefix;
     size_t plen;
     bool started;
+    bool reverse;
 };
 
 /* Translates a LevelDB errptr into LG_EIO, logs it and frees it. */
@@ -193,12 +194,46 @@ struct store_iter *store_iter_new(struct store *s, const void *prefix,
     return it;
 }
 
+struct store_iter *store_iter_new_reverse(struct store *s, const void *prefix,
+                                          size_t plen)
+{
+    struct store_iter *it = store_iter_new(s, prefix, plen, NULL, 0);
+    if (it == NULL)
+        return NULL;
+    it->reverse = true;
+    /* The first key past the prefix: the prefix with its last byte that
+     * is not 0xff incremented (and what follows dropped). */
+    size_t n = plen;
+    while (n > 0 && it->prefix[n - 1] == 0xff)
+        n--;
+    if (n == 0) {
+        leveldb_iter_seek_to_last(it->it);
+        return it;
+    }
+    unsigned char *past = malloc(n);
+    if (past == NULL) {
+        store_iter_free(it);
+        return NULL;
+    }
+    memcpy(past, it->prefix, n);
+    past[n - 1]++;
+    leveldb_iter_seek(it->it, (const char *)past, n);
+    free(past);
+    if (leveldb_iter_valid(it->it))
+        leveldb_iter_prev(it->it);
+    else
+        leveldb_iter_seek_to_last(it->it);
+    return it;
+}
+
 bool store_iter_next(struct store_iter *it, const unsigned char **k, size_t *kl,
                      const unsigned char **v, size_t *vl)
 {
     if (it == NULL)
         return false;
-    if (it->started)
+    if (it->started && it->reverse)
+        leveldb_iter_prev(it->it);
+    else if (it->started)
         leveldb_iter_next(it->it);
     it->started = true;
     if (!leveldb_iter_valid(it->it))

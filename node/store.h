@@ -49,6 +49,9 @@ int store_write(struct store *s, struct store_batch *b,
  * prefix itself). Pointers are valid until the next call. */
 struct store_iter *store_iter_new(struct store *s, const void *prefix,
                                   size_t plen, const void *start, size_t slen);
+/* The same keys, last first. */
+struct store_iter *store_iter_new_reverse(struct store *s, const void *prefix,
+                                          size_t plen);
 bool store_iter_next(struct store_iter *it, const unsigned char **k, size_t *kl,
                      const unsigned char **v, size_t *vl);
 void store_iter_free(struct store_iter *it); /* accepts NULL */

@@ -138,6 +138,40 @@ static void test_store_iterate_prefix_in_order(void **state)
     assert_false(store_iter_next(it, &k, &kl, &v, &vl));
     store_iter_free(it);
     store_iter_free(NULL);
+
+    /* Backwards: the same keys, last first, and nothing of "c/" after. */
+    it = store_iter_new_reverse(f->s, "b/", 2);
+    n = 0;
+    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+        assert_true(n < 5);
+        assert_int_equal(store_get_be64(k + 2), want[4 - n]);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    store_iter_free(it);
+    it = store_iter_new_reverse(f->s, "q/", 2);
+    assert_false(store_iter_next(it, &k, &kl, &v, &vl));
+    store_iter_free(it);
+    /* A prefix ending in 0xff, and one at the very end of the keys. */
+    b = store_batch_new();
+    store_batch_put(b, "\x7f\xff\x01", 3, "1", 1);
+    store_batch_put(b, "\x7f\xff\x02", 3, "2", 1);
+    store_batch_put(b, "\x80", 1, "-", 1);
+    store_batch_put(b, "\xff\xff\x05", 3, "5", 1);
+    assert_int_equal(store_write(f->s, b, false), LG_OK);
+    store_batch_free(b);
+    it = store_iter_new_reverse(f->s, "\x7f\xff", 2);
+    assert_true(store_iter_next(it, &k, &kl, &v, &vl));
+    assert_int_equal(v[0], '2');
+    assert_true(store_iter_next(it, &k, &kl, &v, &vl));
+    assert_int_equal(v[0], '1');
+    assert_false(store_iter_next(it, &k, &kl, &v, &vl));
+    store_iter_free(it);
+    it = store_iter_new_reverse(f->s, "\xff\xff", 2);
+    assert_true(store_iter_next(it, &k, &kl, &v, &vl));
+    assert_int_equal(v[0], '5');
+    assert_false(store_iter_next(it, &k, &kl, &v, &vl));
+    store_iter_free(it);
 }
 
 static void test_store_txn_overlay(void **state)
