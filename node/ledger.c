@@ -55,6 +55,7 @@ struct built {
     uint8_t hash[32];
     uint64_t time_ms;
     struct log_state log;
+    bool changes_set; /* the block carries next_replicas */
 };
 
 static int seterr(struct ledger *l, int rv, const char *fmt, ...)
@@ -627,6 +628,20 @@ int ledger_open(struct store *s, const struct genesis *g, struct registry *reg,
         ledger_close(l);
         return rv;
     }
+    /* Derived, not stored with the tip: the last replica-set change. */
+    struct gov_replica_set *set = malloc(sizeof(*set));
+    rv = set == NULL ? LG_ENOMEM
+                     : ledger_replica_set_at(l, l->tip.height + 1, set);
+    if (rv == LG_OK)
+        l->tip.replica_set_height = set->base_height;
+    free(set);
+    if (rv != LG_OK) {
+        if (err != NULL && err_len > 0)
+            snprintf(err, err_len, "reading the replica-set index failed: %s",
+                     lg_strerror(rv));
+        ledger_close(l);
+        return rv;
+    }
     l->errmsg[0] = '\0';
     *out = l;
     return LG_OK;
@@ -1065,6 +1080,7 @@ static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
         rv = build_execute(l, height, time_ms, txs, &sc, bt);
     if (rv == LG_OK)
         rv = build_next_set(l, height, bt, &next);
+    bt->changes_set = next != NULL;
     if (rv == LG_OK)
         rv = build_seal(l, height, view, txs, &sc, next, bt);
     free(next);
@@ -1093,6 +1109,8 @@ static int ledger_commit(struct ledger *l, struct built *bt, uint64_t height,
     l->tip.time_ms = bt->time_ms;
     l->tip.log_size = l->log.size;
     log_root(&l->log, l->tip.log_root);
+    if (bt->changes_set)
+        l->tip.replica_set_height = height;
     built_free(bt);
     return LG_OK;
 }

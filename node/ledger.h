@@ -66,6 +66,9 @@ struct ledger_tip {
     uint64_t log_size;       /* txs in the ledger */
     uint8_t log_root[32];    /* RFC 6962 root at log_size */
     uint64_t last_certified; /* highest height with a stored certificate */
+    /* The block whose governance made the replica set in force after the
+     * tip (0: the genesis set); the node compares it after each block. */
+    uint64_t replica_set_height;
 };
 
 /* Where a transaction sits. */

@@ -450,33 +450,18 @@ static void query_status(struct node *n, struct api_call *call)
     s.n_replicas = n->set.n;
     s.stable_seq = st.stable_seq;
     s.last_certified = tip.last_certified;
-    char *reasons[4];
-    char r0[128], r1[128], r3[128];
+    /* The same reasons as /readyz, from one place. */
+    char text[1024];
+    char *reasons[8];
     size_t nr = 0;
-    if (n->pbft == NULL) {
-        snprintf(r3, sizeof(r3),
-                 "not a replica of the current set of %u (waiting for "
-                 "governance to add it)",
-                 n->set.n);
-        reasons[nr++] = r3;
-    }
-    if (live + 1 < pbft_quorum(n->set.n)) {
-        snprintf(r0, sizeof(r0), "hearing from %u of %u replicas, quorum is %u",
-                 live + 1, n->set.n, pbft_quorum(n->set.n));
-        reasons[nr++] = r0;
-    }
-    if (n->fetch.active || st.fetching_state) {
-        snprintf(r1, sizeof(r1), "catching up: at height %llu of %llu",
-                 (unsigned long long)tip.height,
-                 (unsigned long long)n->fetch.target);
-        reasons[nr++] = r1;
-    }
-    char r2[128];
-    uint64_t vb = node_view_behind(n, st.view);
-    if (vb != 0) {
-        snprintf(r2, sizeof(r2), "in view %llu while peers are in view %llu",
-                 (unsigned long long)st.view, (unsigned long long)vb);
-        reasons[nr++] = r2;
+    (void)node_not_ready(n, text, sizeof(text));
+    for (char *line = text; *line != '\0' && nr < 8;) {
+        char *end = strchr(line, '\n');
+        if (end == NULL)
+            break;
+        *end = '\0';
+        reasons[nr++] = line;
+        line = end + 1;
     }
     s.ready = nr == 0;
     s.n_not_ready_reasons = nr;

@@ -110,9 +110,9 @@ static int epoch_marker_get(struct node *n, uint64_t *base, bool *present)
     return LG_OK;
 }
 
-/* Deletes every consensus record and writes the marker, in one synced
- * write. */
-static int epoch_records_reset(struct node *n, uint64_t base)
+/* Deletes every consensus record (none when keep_records) and writes the
+ * marker, in one synced write. */
+static int epoch_records_reset(struct node *n, uint64_t base, bool keep_records)
 {
     struct store_batch *b = store_batch_new();
     if (b == NULL)
@@ -126,7 +126,7 @@ static int epoch_records_reset(struct node *n, uint64_t base)
     const unsigned char *k, *v;
     size_t kl, vl;
     uint64_t count = 0;
-    while (store_iter_next(it, &k, &kl, &v, &vl)) {
+    while (!keep_records && store_iter_next(it, &k, &kl, &v, &vl)) {
         store_batch_delete(b, k, kl);
         count++;
     }
@@ -298,18 +298,8 @@ int node_epoch_open(struct node *n, char *err, size_t err_len)
     if (rv == LG_OK && (!present || marker != n->set.base_height)) {
         /* A store from before epochs existed holds genesis-epoch records:
          * keep them. Any other mismatch: records of an epoch gone by. */
-        if (!present && n->set.base_height == 0) {
-            unsigned char be[8];
-            store_put_be64(be, 0);
-            struct store_batch *b = store_batch_new();
-            if (b == NULL)
-                return LG_ENOMEM;
-            store_batch_put(b, EPOCH_KEY, strlen(EPOCH_KEY), be, 8);
-            rv = store_write(n->store, b, true);
-            store_batch_free(b);
-        } else {
-            rv = epoch_records_reset(n, n->set.base_height);
-        }
+        rv = epoch_records_reset(n, n->set.base_height,
+                                 !present && n->set.base_height == 0);
     }
     if (rv != LG_OK) {
         snprintf(err, err_len, "cannot read or reset consensus state: %s.",
@@ -413,10 +403,10 @@ int node_net_open(struct node *n, char *err, size_t err_len)
 
 bool node_epoch_changed(struct node *n, pbft_seq seq)
 {
-    struct gov_replica_set s;
-    if (registry_replica_set(n->registry, n->store, &s) != LG_OK)
-        return false;
-    if (s.base_height == n->set.base_height)
+    /* The ledger noted it while it built the block: no store read. */
+    struct ledger_tip tip;
+    ledger_tip(n->ledger, &tip);
+    if (tip.replica_set_height == n->set.base_height)
         return false;
     n->switch_at = seq;
     return true;
@@ -680,7 +670,7 @@ int node_epoch_switch(struct node *n)
            "height=%llu replicas=%u f=%u quorum=%u self=%s",
            (unsigned long long)next.base_height, next.n, pbft_faults(next.n),
            pbft_quorum(next.n), n->self == NODE_NO_INDEX ? "none" : "member");
-    rv = epoch_records_reset(n, next.base_height);
+    rv = epoch_records_reset(n, next.base_height, false);
     if (rv != LG_OK) {
         n->fatal = rv;
         return rv;

@@ -316,6 +316,9 @@ uint32_t node_peers_live(const struct node *n);
  * replica is), or 0 when we are not behind. */
 uint64_t node_view_behind(const struct node *n, uint64_t my_view);
 void node_metrics_update(struct node *n);
+/* Why this node is not ready (what /readyz says), one reason per line in
+ * buf; returns how many (0: ready). Loop thread. */
+size_t node_not_ready(struct node *n, char *buf, size_t cap);
 /* Runs on an NNG thread. */
 void node_web_status(void *arg, struct web_status *out);
 int node_http_render(void *arg, const char *path, char **body, size_t *len,

@@ -233,6 +233,27 @@ static void render_readyz(struct node *n, const struct node_metrics *m,
     }
 }
 
+size_t node_not_ready(struct node *n, char *buf, size_t cap)
+{
+    node_metrics_update(n);
+    struct body b = {.buf = malloc(BODY_MAX), .len = 0};
+    if (b.buf == NULL || cap == 0) {
+        free(b.buf);
+        return 0;
+    }
+    uint16_t status = 503;
+    render_readyz(n, &n->m, &b, &status); /* loop thread: n->m is ours */
+    size_t lines = 0;
+    buf[0] = '\0';
+    if (status != 200) {
+        snprintf(buf, cap, "%.*s", (int)b.len, b.buf);
+        for (char *p = buf; *p != '\0'; p++)
+            lines += *p == '\n';
+    }
+    free(b.buf);
+    return lines;
+}
+
 int node_http_render(void *arg, const char *path, char **body, size_t *len,
                      uint16_t *status)
 {

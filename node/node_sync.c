@@ -20,6 +20,7 @@
  * core where the ledger is.
  */
 #include "node_int.h"
+#include "verify.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -217,25 +218,14 @@ static bool cert_valid_at(struct node *n, uint64_t h, const Tc__Certificate *pc,
                           const uint8_t hash[32])
 {
     struct gov_replica_set *set = malloc(sizeof(*set));
-    struct node_keys *k = calloc(1, sizeof(*k));
-    struct pbft_checkpoint_cert *cert = NULL;
-    bool ok = set != NULL && k != NULL &&
-              ledger_replica_set_at(n->ledger, h, set) == LG_OK;
+    uint8_t epoch_id[32];
+    char why[256];
+    bool ok = set != NULL && ledger_replica_set_at(n->ledger, h, set) == LG_OK;
     if (ok) {
-        gov_replica_keys(set, k->pks);
-        gov_epoch_chain_id(n->genesis->chain_id, set->base_height, k->chain_id);
-        k->cctx.n = set->n;
-        k->cctx.pks = (const uint8_t(*)[32])k->pks;
-        k->cctx.chain_id = k->chain_id;
-        struct pbft_crypto c;
-        crypto_pbft_init(&c, &k->cctx);
-        ok = codec_cert_from_proto(pc, set->n, &cert) == LG_OK &&
-             cert->seq == h && memcmp(cert->digest, hash, 32) == 0 &&
-             pbft_checkpoint_cert_valid(&c, set->n, k->chain_id, cert);
+        gov_epoch_chain_id(n->genesis->chain_id, set->base_height, epoch_id);
+        ok = verify_cert_with_set(set, epoch_id, h, hash, pc, why, sizeof(why));
     }
-    free(cert);
     free(set);
-    free(k);
     return ok;
 }
 
@@ -471,14 +461,10 @@ void node_fetch_chunk(struct node *n, uint32_t from,
         n->unsynced = false; /* each apply was a synced write */
         node_waiters_recheck(n);
         /* The blocks may have changed the replica set (their certificates
-         * were checked against the set of each height). */
-        struct gov_replica_set now;
-        if (registry_replica_set(n->registry, n->store, &now) == LG_OK &&
-            now.base_height != n->set.base_height) {
-            n->switch_at = 0;
-            if (node_epoch_switch(n) != LG_OK)
-                return;
-        }
+         * were checked against the set of each height); seq 0: not a live
+         * switch, the boundary certificate came with its block. */
+        if (node_epoch_changed(n, 0) && node_epoch_switch(n) != LG_OK)
+            return;
     }
     struct ledger_tip tip;
     ledger_tip(n->ledger, &tip);

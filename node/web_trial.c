@@ -258,6 +258,18 @@ static void outcomes_table(struct wbuf *b, Tc__Outcome **o, size_t n)
 }
 
 /* When, block, tx (with finding flags), signer: the first cells of a row. */
+/* Closes a table that shows `shown` of `n` rows; the rest are in the
+ * trial's audit trail export. */
+static void table_end(struct wbuf *b, size_t shown, size_t n)
+{
+    wb_puts(b, "</table>");
+    if (shown < n)
+        wb_printf(b,
+                  "<p class=muted>%zu more in the <a href=\"audit.csv\">"
+                  "audit trail</a>.</p>",
+                  n - shown);
+}
+
 static void row_start(struct wbuf *b, const struct web_entry *e,
                       const struct audit_report *r)
 {
@@ -481,12 +493,7 @@ static void entries_section(struct wbuf *b, const struct web_trial *t,
         wb_puts(b, "</td></tr>\n");
         shown++;
     }
-    wb_puts(b, "</table>");
-    if (shown < n)
-        wb_printf(b,
-                  "<p class=muted>%zu more in the <a href=\"audit.csv\">"
-                  "audit trail</a>.</p>",
-                  n - shown);
+    table_end(b, shown, n);
 }
 
 static void results_section(struct wbuf *b, const struct web_trial *t,
@@ -563,12 +570,7 @@ static void rejected_section(struct wbuf *b, const struct web_trial *t,
         wb_puts(b, "</td></tr>\n");
         shown++;
     }
-    wb_puts(b, "</table>");
-    if (shown < n)
-        wb_printf(b,
-                  "<p class=muted>%zu more in the <a href=\"audit.csv\">"
-                  "audit trail</a>.</p>",
-                  n - shown);
+    table_end(b, shown, n);
 }
 
 static void findings_section(struct wbuf *b, const struct web_trial *t,

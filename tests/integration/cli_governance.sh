@@ -31,25 +31,9 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-# a port in use by another test moves us to another range (3 tries)
-started=0
-for try in 1 2 3; do
-    BASE=$((30000 + (($$ + try * 173) % 500) * 50))
-    rm -rf "$NET"
-    if timeout 30 "$TC" testnet init "$NET" --nodes 4 --base-port $BASE >"$TMP/init.log" 2>&1 &&
-        timeout 60 scripts/testnet.sh start "$NET" >"$TMP/start.log" 2>&1; then
-        started=1
-        break
-    fi
-    timeout 30 scripts/testnet.sh stop "$NET" >/dev/null 2>&1
-done
-if [ $started = 0 ]; then
-    echo "TEST-RESULT: fail cli_governance_start"
-    cat "$TMP/init.log" "$TMP/start.log"
-    tail -20 "$NET"/node0/node.log 2>/dev/null
-    exit 1
-fi
-echo "TEST-RESULT: pass cli_governance_start"
+# a port in use by another test moves us to another range
+. tests/integration/lib/testnet.sh
+testnet_up cli_governance 4 0 36000
 export TRIALCHAIN_NODE=tcp://127.0.0.1:$((BASE + 1))
 export TRIALCHAIN_TIMEOUT_MS=20000
 K=$NET/keys G=$NET/genesis.json

@@ -36,45 +36,10 @@ cleanup() {
 trap cleanup EXIT
 pass() { echo "TEST-RESULT: pass $1"; }
 fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
-# ports_free BASE: the 21 ports of seven homes can be bound now (the spares
-# bind theirs only later, so a range in use must be noticed up front)
-ports_free() {
-    python3 - "$1" <<'PY'
-import socket, sys
-base = int(sys.argv[1])
-for i in range(7):
-    for k in range(3):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", base + 10 * i + k))
-        except OSError:
-            sys.exit(1)
-        finally:
-            s.close()
-PY
-}
-# a port in use by another test moves us to another range (5 tries); seven
-# homes use BASE .. BASE+62, below the kernel's ephemeral ports (32768..),
+# seven homes (4 + 3 spares) below the kernel's ephemeral ports (32768..),
 # which a client connection could take before a spare node binds
-started=0
-for try in 1 2 3 4 5; do
-    BASE=$((12000 + (($$ + try * 211) % 80) * 100))
-    ports_free $BASE || continue
-    rm -rf "$NET"
-    if timeout 30 "$TC" testnet init "$NET" --nodes 4 --spare 3 --base-port $BASE \
-        >"$TMP/init.log" 2>&1 &&
-        timeout 60 scripts/testnet.sh start "$NET" >"$TMP/start.log" 2>&1; then
-        started=1
-        break
-    fi
-    timeout 30 scripts/testnet.sh stop "$NET" >/dev/null 2>&1
-done
-if [ $started = 0 ]; then
-    echo "TEST-RESULT: fail gov_grow_start"
-    cat "$TMP/init.log" "$TMP/start.log"
-    exit 1
-fi
-echo "TEST-RESULT: pass gov_grow_start"
+. tests/integration/lib/testnet.sh
+testnet_up gov_grow 4 3 12000
 export TRIALCHAIN_NODE=tcp://127.0.0.1:$((BASE + 1))
 K=$NET/keys
 client_url() { echo "tcp://127.0.0.1:$((BASE + 10 * $1 + 1))"; }

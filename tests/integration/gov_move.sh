@@ -26,40 +26,8 @@ trap cleanup EXIT
 pass() { echo "TEST-RESULT: pass $1"; }
 fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
 
-ports_free() {
-    python3 - "$1" <<'PY'
-import socket, sys
-base = int(sys.argv[1])
-for i in range(5):
-    for k in range(3):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", base + 10 * i + k))
-        except OSError:
-            sys.exit(1)
-        finally:
-            s.close()
-PY
-}
-started=0
-for try in 1 2 3 4 5; do
-    BASE=$((20000 + (($$ + try * 137) % 80) * 100))
-    ports_free $BASE || continue
-    rm -rf "$NET"
-    if timeout 30 "$TC" testnet init "$NET" --nodes 4 --spare 1 \
-        --base-port $BASE >"$TMP/init.log" 2>&1 &&
-        timeout 60 scripts/testnet.sh start "$NET" >"$TMP/start.log" 2>&1; then
-        started=1
-        break
-    fi
-    timeout 30 scripts/testnet.sh stop "$NET" all >/dev/null 2>&1
-done
-if [ $started = 0 ]; then
-    fail gov_move_start
-    cat "$TMP/init.log" "$TMP/start.log"
-    exit 1
-fi
-pass gov_move_start
+. tests/integration/lib/testnet.sh
+testnet_up gov_move 4 1 20000
 export TRIALCHAIN_NODE=tcp://127.0.0.1:$((BASE + 1))
 K=$NET/keys
 

@@ -1157,6 +1157,10 @@ static void expect_epochs(struct fx *f)
     assert_int_equal(ledger_replica_set_at(f->l, 99, set), LG_OK);
     assert_int_equal(set->base_height, 4);
     free(set);
+    /* The tip names the last change too (kept live, derived on open). */
+    struct ledger_tip tip;
+    ledger_tip(f->l, &tip);
+    assert_int_equal(tip.replica_set_height, 4);
 }
 
 static void
