@@ -143,7 +143,7 @@ static bool pbft_verify_request_cb(void *ctx, const struct pbft_request *req)
     if (c->is_member != NULL && !c->is_member(c->member_arg, req->client))
         return false;
     return txcheck_request_valid(c->tx_chain_id ? c->tx_chain_id : c->chain_id,
-                                 req);
+                                 c->sigs, req);
 }
 
 void crypto_pbft_init(struct pbft_crypto *c, struct crypto_replica_ctx *ctx)

@@ -51,6 +51,7 @@ bool crypto_verify_raw(const uint8_t pk[32], const uint8_t *msg, size_t len,
 /* Fills a struct pbft_crypto for the node: SHA-256, sign with `sk`, verify
  * with the replica keys `pks[n]`, verify_request = tx signature check
  * (txcheck_request_valid). The arrays must outlive the pbft. */
+struct tx_sigcache; /* tx.h */
 struct crypto_replica_ctx {
     const uint8_t *sk; /* 64 bytes, may be NULL (verify only) */
     uint32_t n;
@@ -65,6 +66,8 @@ struct crypto_replica_ctx {
      * (else any key pair could fill the ledger with rejected entries). */
     bool (*is_member)(void *arg, const uint8_t pk[32]);
     void *member_arg;
+    /* Signatures already verified (tx.h); NULL: verify every time. */
+    struct tx_sigcache *sigs;
 };
 void crypto_pbft_init(struct pbft_crypto *c, struct crypto_replica_ctx *ctx);
 

@@ -864,6 +864,7 @@ static int node_alloc(const struct node_config *cfg, struct node **out)
     n->out_cap = NODE_OUTBOX_MAX;
     n->outbox = calloc(n->out_cap, sizeof(*n->outbox));
     n->genesis = calloc(1, sizeof(*n->genesis));
+    n->sigs = tx_sigcache_new();
     pthread_mutex_init(&n->q_mu, NULL);
     pthread_cond_init(&n->q_cv, NULL);
     pthread_mutex_init(&n->m_mu, NULL);
@@ -872,7 +873,7 @@ static int node_alloc(const struct node_config *cfg, struct node **out)
     n->ledger_mu_held = true;
     *out = n;
     if (n->q == NULL || n->exec_q == NULL || n->genesis == NULL ||
-        n->outbox == NULL)
+        n->outbox == NULL || n->sigs == NULL)
         return LG_ENOMEM;
     return node_waiters_init(n, cfg->limits.waiting_max);
 }
@@ -951,6 +952,7 @@ void node_close(struct node *n)
     ledger_close(n->ledger);
     registry_free(n->registry);
     store_close(n->store);
+    tx_sigcache_free(n->sigs);
     if (n->key_loaded)
         keyfile_free(&n->key);
     genesis_free(n->genesis);

@@ -296,8 +296,9 @@ static void node_submit(struct node *n, struct api_call *call,
     char why[256] = "";
     struct tx_view v;
     memset(&v, 0, sizeof(v));
-    int rv = tx_open(sub->signed_tx.data, sub->signed_tx.len,
-                     n->genesis->chain_id, &v, why, sizeof(why));
+    int rv =
+        tx_open_cached(sub->signed_tx.data, sub->signed_tx.len,
+                       n->genesis->chain_id, n->sigs, &v, why, sizeof(why));
     if (rv != LG_OK) {
         submit_refused(n, call, rv, why[0] ? why : lg_strerror(rv));
         return;

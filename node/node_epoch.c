@@ -209,6 +209,7 @@ static int core_make(struct node *n, const struct gov_replica_set *set,
     k->cctx.tx_chain_id = n->genesis->chain_id;
     k->cctx.is_member = node_is_member;
     k->cctx.member_arg = n;
+    k->cctx.sigs = n->sigs;
     crypto_pbft_init(&pc->crypto, &k->cctx);
     const char *why = NULL;
     struct pbft *p = pbft_new(pc, &why);

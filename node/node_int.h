@@ -85,6 +85,7 @@ struct node_metrics {
     struct ledger_tip tip;
     uint64_t commits_total;
     uint64_t txs_total;
+    uint64_t sig_hits, sig_misses; /* tx signature cache */
     uint32_t last_batch_size;
     uint32_t waiting;
     uint32_t queue_len;
@@ -152,6 +153,9 @@ struct node {
     struct store *store;
     struct registry *registry;
     struct ledger *ledger;
+    /* Transaction signatures verified at the API or in any core (tx.h):
+     * main thread only. */
+    struct tx_sigcache *sigs;
     struct pbft *pbft;
     struct net *net;
     struct api *api;

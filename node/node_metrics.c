@@ -6,6 +6,7 @@
  * HTTP thread reads that copy plus the links' and API's atomic counters.
  */
 #include "node_int.h"
+#include "tx.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ void node_metrics_update(struct node *n)
     ledger_tip(n->ledger, &m.tip);
     m.commits_total = n->commits_total;
     m.txs_total = n->txs_total;
+    tx_sigcache_stats(n->sigs, &m.sig_hits, &m.sig_misses);
     m.last_batch_size = n->last_batch_size;
     m.waiting = n->n_waiters;
     m.fetching = n->fetch.active || m.st.fetching_state;
@@ -141,6 +143,12 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
                   "Blocks executed by this process.", m->commits_total);
     render_metric(b, "trialchain_txs_committed_total", "counter",
                   "Transactions executed by this process.", m->txs_total);
+    render_metric(b, "trialchain_tx_sig_cache_hits_total", "counter",
+                  "Transaction signatures found already verified.",
+                  m->sig_hits);
+    render_metric(b, "trialchain_tx_sig_cache_misses_total", "counter",
+                  "Transaction signatures verified (not found in the cache).",
+                  m->sig_misses);
     render_metric(b, "trialchain_view_changes_total", "counter",
                   "Views entered after the first.", m->st.view_changes);
     render_metric(b, "trialchain_peers_connected", "gauge",

@@ -68,9 +68,60 @@ void tx_view_free(struct tx_view *v)
     memset(v, 0, sizeof(*v));
 }
 
-/* Checks the decoded body against the chain and the signature. */
+struct tx_sigcache {
+    uint8_t ids[TX_SIGCACHE_SLOTS][32];
+    bool used[TX_SIGCACHE_SLOTS];
+    uint64_t hits, misses;
+};
+
+struct tx_sigcache *tx_sigcache_new(void)
+{
+    return calloc(1, sizeof(struct tx_sigcache));
+}
+
+void tx_sigcache_free(struct tx_sigcache *c)
+{
+    free(c);
+}
+
+void tx_sigcache_stats(const struct tx_sigcache *c, uint64_t *hits,
+                       uint64_t *misses)
+{
+    *hits = c != NULL ? c->hits : 0;
+    *misses = c != NULL ? c->misses : 0;
+}
+
+/* The id is a SHA-256 output: its first bytes are as good as any index. */
+static size_t sigcache_slot(const uint8_t id[32])
+{
+    uint32_t h;
+    memcpy(&h, id, sizeof(h));
+    return h % TX_SIGCACHE_SLOTS;
+}
+
+static bool sigcache_has(struct tx_sigcache *c, const uint8_t id[32])
+{
+    size_t i = sigcache_slot(id);
+    bool hit = c->used[i] && memcmp(c->ids[i], id, 32) == 0;
+    if (hit)
+        c->hits++;
+    else
+        c->misses++;
+    return hit;
+}
+
+static void sigcache_add(struct tx_sigcache *c, const uint8_t id[32])
+{
+    size_t i = sigcache_slot(id);
+    memcpy(c->ids[i], id, 32);
+    c->used[i] = true;
+}
+
+/* Checks the decoded body against the chain and, unless sig_known, the
+ * signature. */
 static int tx_check_body(const Tc__SignedTx *st, const Tc__Tx *tx,
-                         const uint8_t chain_id[32], char *err, size_t err_len)
+                         const uint8_t chain_id[32], bool sig_known, char *err,
+                         size_t err_len)
 {
     if (tx->signer.len != CRYPTO_PK_SIZE)
         return tx_fail(LG_EBADMSG, err, err_len,
@@ -85,7 +136,8 @@ static int tx_check_body(const Tc__SignedTx *st, const Tc__Tx *tx,
         return tx_fail(LG_ECHAIN, err, err_len,
                        "The transaction was made for another consortium "
                        "(its chain id differs from this genesis).");
-    if (!crypto_verify_tagged(TAG_TX, tx->signer.data, st->body.data,
+    if (!sig_known &&
+        !crypto_verify_tagged(TAG_TX, tx->signer.data, st->body.data,
                               st->body.len, st->sig.data))
         return tx_fail(LG_EBADSIG, err, err_len,
                        "The transaction's signature does not verify with "
@@ -98,6 +150,13 @@ static int tx_check_body(const Tc__SignedTx *st, const Tc__Tx *tx,
 
 int tx_open(const uint8_t *bytes, size_t len, const uint8_t chain_id[32],
             struct tx_view *out, char *err, size_t err_len)
+{
+    return tx_open_cached(bytes, len, chain_id, NULL, out, err, err_len);
+}
+
+int tx_open_cached(const uint8_t *bytes, size_t len, const uint8_t chain_id[32],
+                   struct tx_sigcache *cache, struct tx_view *out, char *err,
+                   size_t err_len)
 {
     memset(out, 0, sizeof(*out));
     if (bytes == NULL || len == 0)
@@ -130,27 +189,34 @@ int tx_open(const uint8_t *bytes, size_t len, const uint8_t chain_id[32],
         return tx_fail(LG_EBADMSG, err, err_len,
                        "The transaction body is not a valid Tx encoding.");
     }
-    int rv = tx_check_body(st, tx, chain_id, err, err_len);
+    uint8_t id[32];
+    tx_id(bytes, len, id);
+    bool known = cache != NULL && sigcache_has(cache, id);
+    int rv = tx_check_body(st, tx, chain_id, known, err, err_len);
     if (rv != LG_OK) {
         tc__tx__free_unpacked(tx, NULL);
         tc__signed_tx__free_unpacked(st, NULL);
         return rv;
     }
+    if (cache != NULL && !known)
+        sigcache_add(cache, id);
     out->signed_tx = st;
     out->tx = tx;
     out->signer = tx->signer.data;
     out->nonce = tx->nonce;
-    tx_id(bytes, len, out->tx_id);
+    memcpy(out->tx_id, id, 32);
     return LG_OK;
 }
 
 bool txcheck_request_valid(const uint8_t chain_id[32],
+                           struct tx_sigcache *cache,
                            const struct pbft_request *req)
 {
     if (req == NULL || req->data == NULL || req->len == 0)
         return false;
     struct tx_view v;
-    if (tx_open(req->data, req->len, chain_id, &v, NULL, 0) != LG_OK)
+    if (tx_open_cached(req->data, req->len, chain_id, cache, &v, NULL, 0) !=
+        LG_OK)
         return false;
     bool ok = memcmp(req->client, v.signer, 32) == 0 && req->req_no == v.nonce;
     tx_view_free(&v);

@@ -44,9 +44,31 @@ int tx_open(const uint8_t *bytes, size_t len, const uint8_t chain_id[32],
             struct tx_view *out, char *err, size_t err_len) LG_MUST_CHECK;
 void tx_view_free(struct tx_view *v); /* accepts NULL and empty views */
 
+/* Signatures a replica has already verified, by transaction id. A
+ * transaction reaches a replica up to three times (its API, its core's
+ * request path, the primary's pre-prepare); the Ed25519 work is done once.
+ * The id is SHA-256 of the whole SignedTx (body with signer and chain id,
+ * and the signature), so a hit means these exact bytes verified before.
+ * Only the signature is remembered: decoding, sizes and the chain id are
+ * checked on every open. Fixed size (direct-mapped, the newest wins a
+ * slot), one thread. */
+#define TX_SIGCACHE_SLOTS 8192u
+struct tx_sigcache;
+struct tx_sigcache *tx_sigcache_new(void);
+void tx_sigcache_free(struct tx_sigcache *c); /* accepts NULL */
+void tx_sigcache_stats(const struct tx_sigcache *c, uint64_t *hits,
+                       uint64_t *misses);
+
+/* tx_open with a cache (NULL: none): a signature found in it is not
+ * verified again, one that verifies is added. */
+int tx_open_cached(const uint8_t *bytes, size_t len, const uint8_t chain_id[32],
+                   struct tx_sigcache *cache, struct tx_view *out, char *err,
+                   size_t err_len) LG_MUST_CHECK;
+
 /* The core's verify_request: tx_open succeeds, req->client is the signer
- * and req->req_no the nonce. */
+ * and req->req_no the nonce. cache may be NULL. */
 bool txcheck_request_valid(const uint8_t chain_id[32],
+                           struct tx_sigcache *cache,
                            const struct pbft_request *req);
 
 /* Participant pseudonym: HMAC-SHA-256 keyed with the site's secret over

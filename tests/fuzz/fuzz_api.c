@@ -176,7 +176,7 @@ static void do_submit(const Tc__Submit *s)
                                .len = (uint32_t)s->signed_tx.len,
                                .data = s->signed_tx.data};
     memcpy(req.client, v.signer, 32);
-    LG_ASSERT(txcheck_request_valid(G->chain_id, &req));
+    LG_ASSERT(txcheck_request_valid(G->chain_id, NULL, &req));
     struct ledger_tx_loc loc;
     query_ok(ledger_find_tx(L, v.tx_id, &loc));
     tx_view_free(&v);

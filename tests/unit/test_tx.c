@@ -267,30 +267,116 @@ static void test_tx_oversized(void **state)
     assert_null(out);
 }
 
+/* The request check, without and with a signature cache: a cached
+ * signature changes none of the other answers. */
 static void test_tx_request_check(void **state)
 {
     struct fixture *f = *state;
     uint8_t *buf;
     size_t len;
     make_tx(f, &f->alice, f->chain, 9, &buf, &len);
-    struct pbft_request req;
-    memcpy(req.client, f->alice.public_key, 32);
-    req.req_no = 9;
-    req.len = (uint32_t)len;
-    req.data = buf;
-    assert_true(txcheck_request_valid(f->chain, &req));
-    req.req_no = 8; /* nonce mismatch */
-    assert_false(txcheck_request_valid(f->chain, &req));
-    req.req_no = 9;
-    memcpy(req.client, f->bob.public_key, 32); /* client is not signer */
-    assert_false(txcheck_request_valid(f->chain, &req));
-    memcpy(req.client, f->alice.public_key, 32);
+    struct tx_sigcache *cache = tx_sigcache_new();
+    assert_non_null(cache);
+    for (int round = 0; round < 3; round++) {
+        struct tx_sigcache *c = round == 0 ? NULL : cache;
+        struct pbft_request req;
+        memcpy(req.client, f->alice.public_key, 32);
+        req.req_no = 9;
+        req.len = (uint32_t)len;
+        req.data = buf;
+        assert_true(txcheck_request_valid(f->chain, c, &req));
+        req.req_no = 8; /* nonce mismatch */
+        assert_false(txcheck_request_valid(f->chain, c, &req));
+        req.req_no = 9;
+        memcpy(req.client, f->bob.public_key, 32); /* client is not signer */
+        assert_false(txcheck_request_valid(f->chain, c, &req));
+        memcpy(req.client, f->alice.public_key, 32);
+        uint8_t other[32];
+        memset(other, 0x33, 32);
+        assert_false(txcheck_request_valid(other, c, &req));
+        req.len = (uint32_t)len - 1;
+        assert_false(txcheck_request_valid(f->chain, c, &req));
+        assert_false(txcheck_request_valid(f->chain, c, NULL));
+    }
+    uint64_t hits, misses;
+    tx_sigcache_stats(cache, &hits, &misses);
+    /* Verified once in round 1; every later full decode (four a round:
+     * the truncated copy fails to decode first) was a hit. */
+    assert_int_equal(misses, 1);
+    assert_int_equal(hits, 3 + 4);
+    tx_sigcache_free(cache);
+    tx_sigcache_free(NULL);
+    free(buf);
+}
+
+/* Only a signature that verified is remembered, and only for the exact
+ * bytes: a forged copy of a cached transaction still fails. */
+static void test_tx_sigcache(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *buf;
+    size_t len;
+    make_tx(f, &f->alice, f->chain, 3, &buf, &len);
+    struct tx_sigcache *c = tx_sigcache_new();
+    assert_non_null(c);
+    struct tx_view v;
+    char err[256];
+    uint64_t hits, misses;
+
+    /* A bad signature is refused twice: it never enters the cache. */
+    buf[len - 1] ^= 0x01;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            tx_open_cached(buf, len, f->chain, c, &v, err, sizeof(err)),
+            LG_EBADSIG);
+    tx_sigcache_stats(c, &hits, &misses);
+    assert_int_equal(hits, 0);
+    assert_int_equal(misses, 2);
+    buf[len - 1] ^= 0x01;
+
+    /* The good bytes verify once, then hit, with the same view. */
+    assert_int_equal(
+        tx_open_cached(buf, len, f->chain, c, &v, err, sizeof(err)), LG_OK);
+    uint8_t id[32];
+    memcpy(id, v.tx_id, 32);
+    tx_view_free(&v);
+    assert_int_equal(
+        tx_open_cached(buf, len, f->chain, c, &v, err, sizeof(err)), LG_OK);
+    assert_memory_equal(v.tx_id, id, 32);
+    assert_int_equal(v.nonce, 3);
+    tx_view_free(&v);
+    tx_sigcache_stats(c, &hits, &misses);
+    assert_int_equal(hits, 1);
+    assert_int_equal(misses, 3);
+
+    /* A hit still checks the chain id. */
     uint8_t other[32];
-    memset(other, 0x33, 32);
-    assert_false(txcheck_request_valid(other, &req));
-    req.len = (uint32_t)len - 1;
-    assert_false(txcheck_request_valid(f->chain, &req));
-    assert_false(txcheck_request_valid(f->chain, NULL));
+    memset(other, 0x44, 32);
+    assert_int_equal(tx_open_cached(buf, len, other, c, &v, err, sizeof(err)),
+                     LG_ECHAIN);
+
+    /* The cached transaction with its signature altered is other bytes:
+     * verified again, refused. */
+    buf[len - 1] ^= 0x80;
+    assert_int_equal(
+        tx_open_cached(buf, len, f->chain, c, &v, err, sizeof(err)),
+        LG_EBADSIG);
+    buf[len - 1] ^= 0x80;
+
+    /* More transactions than slots: evicted ones verify again, all pass. */
+    for (uint64_t nonce = 100; nonce < 100 + TX_SIGCACHE_SLOTS / 4; nonce++) {
+        uint8_t *b2;
+        size_t l2;
+        make_tx(f, &f->alice, f->chain, nonce, &b2, &l2);
+        assert_int_equal(
+            tx_open_cached(b2, l2, f->chain, c, &v, err, sizeof(err)), LG_OK);
+        tx_view_free(&v);
+        free(b2);
+    }
+    assert_int_equal(
+        tx_open_cached(buf, len, f->chain, c, &v, err, sizeof(err)), LG_OK);
+    tx_view_free(&v);
+    tx_sigcache_free(c);
     free(buf);
 }
 
@@ -335,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_tx_malformed),
         cmocka_unit_test(test_tx_oversized),
         cmocka_unit_test(test_tx_request_check),
+        cmocka_unit_test(test_tx_sigcache),
         cmocka_unit_test(test_tx_pseudonym_keyed_and_deterministic),
     };
     return cmocka_run_group_tests_name("tx", tests, setup, teardown);
