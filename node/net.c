@@ -102,6 +102,39 @@ int net_frame_open(const uint8_t key[32], const uint8_t *frame, size_t len,
     return LG_OK;
 }
 
+void net_part_header(uint8_t hdr[NET_PART_HDR], size_t len)
+{
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+}
+
+static size_t net_part_len(const uint8_t *hdr)
+{
+    return ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
+           ((size_t)hdr[2] << 8) | (size_t)hdr[3];
+}
+
+int net_bundle_check(const uint8_t *pt, size_t len, size_t *parts)
+{
+    size_t pos = 0, k = 0;
+    while (pos < len) {
+        if (len - pos < NET_PART_HDR)
+            return LG_EBADMSG;
+        size_t plen = net_part_len(pt + pos);
+        pos += NET_PART_HDR;
+        if (plen == 0 || plen > len - pos)
+            return LG_EBADMSG;
+        pos += plen;
+        k++;
+    }
+    if (k == 0)
+        return LG_EBADMSG;
+    *parts = k;
+    return LG_OK;
+}
+
 /* ---- receive --------------------------------------------------------------
  */
 
@@ -177,9 +210,36 @@ static void net_handle_frame(struct net *n, const uint8_t *frame, size_t len)
         net_drop_bad(n, "not-authentic", len);
         return;
     }
+    size_t parts;
+    if (net_bundle_check(pt, pt_len, &parts) != LG_OK) {
+        free(pt);
+        net_drop_bad(n, "malformed-bundle", len);
+        return;
+    }
     atomic_fetch_add(&n->frames_in, 1);
     atomic_fetch_add(&n->bytes_in, len);
-    n->recv(n->arg, from, pt, pt_len);
+    if (parts == 1) {
+        /* The common case at low load: hand over the buffer itself. */
+        size_t plen = pt_len - NET_PART_HDR;
+        memmove(pt, pt + NET_PART_HDR, plen);
+        n->recv(n->arg, from, pt, plen);
+        return;
+    }
+    /* Each part counts against the bucket as a frame would (the first
+     * took the frame's token): bundling must not let a peer exceed its
+     * rate. */
+    for (size_t pos = 0; pos < pt_len;) {
+        size_t plen = net_part_len(pt + pos);
+        bool ok = pos == 0 || net_bucket_take(n, p);
+        pos += NET_PART_HDR;
+        uint8_t *part = ok ? malloc(plen) : NULL;
+        if (part != NULL) {
+            memcpy(part, pt + pos, plen);
+            n->recv(n->arg, from, part, plen);
+        }
+        pos += plen;
+    }
+    free(pt);
 }
 
 static void net_rx_cb(void *arg)
@@ -418,23 +478,71 @@ void net_close(struct net *n)
 /* ---- send -----------------------------------------------------------------
  */
 
-int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
+/* Seals parts [0, k) as one frame to `to`. */
+static int net_send_bundle(struct net *n, uint32_t to,
+                           const uint8_t *const *parts, const size_t *lens,
+                           size_t k, size_t total)
 {
-    if (to >= n->n || to == n->self || !n->peers[to].open ||
-        !n->peers[to].present)
-        return LG_EINVAL;
-    nng_msg *m;
-    if (nng_msg_alloc(&m, len + NET_OVERHEAD) != 0)
+    uint8_t *pt = malloc(total);
+    if (pt == NULL)
         return LG_ENOMEM;
-    net_frame_seal(n->peers[to].key, n->self, data, len, nng_msg_body(m));
+    size_t pos = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (lens[i] == 0)
+            continue;
+        net_part_header(pt + pos, lens[i]);
+        memcpy(pt + pos + NET_PART_HDR, parts[i], lens[i]);
+        pos += NET_PART_HDR + lens[i];
+    }
+    nng_msg *m;
+    if (nng_msg_alloc(&m, total + NET_OVERHEAD) != 0) {
+        free(pt);
+        return LG_ENOMEM;
+    }
+    net_frame_seal(n->peers[to].key, n->self, pt, total, nng_msg_body(m));
+    free(pt);
     if (nng_sendmsg(n->peers[to].push, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m); /* ownership moves only on success */
         atomic_fetch_add(&n->dropped_full, 1);
         return LG_EBUSY;
     }
     atomic_fetch_add(&n->frames_out, 1);
-    atomic_fetch_add(&n->bytes_out, len + NET_OVERHEAD);
+    atomic_fetch_add(&n->bytes_out, total + NET_OVERHEAD);
     return LG_OK;
+}
+
+int net_send_parts(struct net *n, uint32_t to, const uint8_t *const *parts,
+                   const size_t *lens, size_t k)
+{
+    if (to >= n->n || to == n->self || !n->peers[to].open ||
+        !n->peers[to].present)
+        return LG_EINVAL;
+    /* Peers run the same limits as we do: stay within our own. */
+    size_t cap = NET_BUNDLE_BYTES;
+    if (n->recv_max > NET_OVERHEAD && n->recv_max - NET_OVERHEAD < cap)
+        cap = n->recv_max - NET_OVERHEAD;
+    int rv = LG_OK;
+    size_t first = 0, total = 0;
+    for (size_t i = 0; i <= k; i++) {
+        /* An empty part is not a message: it adds nothing (the bundle
+         * skips it). */
+        size_t add = i < k && lens[i] > 0 ? NET_PART_HDR + lens[i] : 0;
+        if (total > 0 && (i == k || total + add > cap)) {
+            int r = net_send_bundle(n, to, parts + first, lens + first,
+                                    i - first, total);
+            if (r != LG_OK)
+                rv = r;
+            first = i;
+            total = 0;
+        }
+        total += add;
+    }
+    return rv;
+}
+
+int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len)
+{
+    return net_send_parts(n, to, &data, &len, 1);
 }
 
 void net_broadcast(struct net *n, const uint8_t *data, size_t len)

@@ -28,6 +28,13 @@
 #define NET_MAC_BYTES 16u
 #define NET_OVERHEAD  (NET_HDR_BYTES + NET_MAC_BYTES)
 #define NET_MAX_PEERS 64
+/* A frame's plaintext is a bundle of one or more parts, each a 4-byte
+ * big-endian length (at least 1) and that many bytes: what one loop turn
+ * sends to a peer travels in one frame (one seal, one NNG message, one
+ * wake-up at the receiver). Each part is delivered alone and takes its own
+ * token from the sender's bucket. */
+#define NET_PART_HDR     4u
+#define NET_BUNDLE_BYTES (256u * 1024u) /* parts joined up to this size */
 
 /* Hands one opened plaintext to the node; the callee owns `data` (free()).
  * Runs on an NNG thread. */
@@ -80,6 +87,11 @@ void net_close(struct net *n);
 /* Encrypts and queues data for replica `to` (never self). Never blocks;
  * LG_EBUSY when that link's buffer is full (counted). */
 int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len);
+/* Sends k parts to `to` in order, joined into as few frames as
+ * NET_BUNDLE_BYTES (and our own receive limit) allow; a larger part goes
+ * alone. LG_EBUSY when a frame did not fit the link's buffer. */
+int net_send_parts(struct net *n, uint32_t to, const uint8_t *const *parts,
+                   const size_t *lens, size_t k);
 /* Sends to every replica but self. */
 void net_broadcast(struct net *n, const uint8_t *data, size_t len);
 
@@ -102,5 +114,11 @@ int net_frame_sender(const uint8_t *frame, size_t len, uint32_t *sender);
  * does not authenticate under key. */
 int net_frame_open(const uint8_t key[32], const uint8_t *frame, size_t len,
                    uint8_t *pt) LG_MUST_CHECK;
+/* Writes a part's 4-byte length header. */
+void net_part_header(uint8_t hdr[NET_PART_HDR], size_t len);
+/* Checks a bundle plaintext: whole parts, none empty, nothing left over.
+ * Sets *parts to their count; LG_EBADMSG otherwise. */
+int net_bundle_check(const uint8_t *pt, size_t len,
+                     size_t *parts) LG_MUST_CHECK;
 
 #endif /* NET_H */

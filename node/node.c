@@ -230,6 +230,28 @@ static uint64_t node_release_held(struct node *n)
     return next;
 }
 
+/* Sends the outbox: what goes to one peer travels in as few frames as
+ * net_send_parts makes of it, in the order it was queued. */
+static void node_send_bundled(struct node *n)
+{
+    const uint8_t *parts[NODE_OUTBOX_MAX];
+    size_t lens[NODE_OUTBOX_MAX];
+    for (uint32_t to = 0; to < GOV_SLOTS_MAX; to++) {
+        if (to == n->slot || !net_peer_present(n->net, to))
+            continue;
+        size_t k = 0;
+        for (size_t i = 0; i < n->n_out; i++) {
+            const struct node_out *o = &n->outbox[i];
+            if (o->to == to || o->to == PBFT_BROADCAST) {
+                parts[k] = o->buf;
+                lens[k++] = o->len;
+            }
+        }
+        if (k > 0)
+            (void)net_send_parts(n->net, to, parts, lens, k);
+    }
+}
+
 int node_flush(struct node *n)
 {
     if (n->unsynced) {
@@ -246,18 +268,12 @@ int node_flush(struct node *n)
         n->unsynced = false;
         n->group_syncs++;
     }
+    if (n->net != NULL && !n->faults.enabled)
+        node_send_bundled(n);
     for (size_t i = 0; i < n->n_out; i++) {
         struct node_out *o = &n->outbox[i];
-        if (n->net == NULL) {
-            free(o->buf); /* links failed to reopen: the node is stopping */
-            continue;
-        }
-        if (n->faults.enabled)
-            node_send_faulty(n, o);
-        else if (o->to == PBFT_BROADCAST)
-            net_broadcast(n->net, o->buf, o->len);
-        else
-            (void)net_send(n->net, o->to, o->buf, o->len);
+        if (n->net != NULL && n->faults.enabled)
+            node_send_faulty(n, o); /* frame by frame, as faultnet decides */
         free(o->buf);
     }
     n->n_out = 0;

@@ -1112,10 +1112,11 @@ static int tn_peer_send(const char *url, const uint8_t *data, size_t len)
     return rv == 0 ? LG_OK : LG_ENET;
 }
 
-/* Seals plaintext as replica `from` (whose key we hold) to `to`. */
-static int tn_peer_send_as(const struct tn *t, const struct keyfile *k,
-                           uint32_t from, uint32_t to, const uint8_t *pt,
-                           size_t len)
+/* Seals a frame's plaintext (a bundle, net.h) as replica `from` (whose
+ * key we hold) to `to`. */
+static int tn_peer_seal_send(const struct tn *t, const struct keyfile *k,
+                             uint32_t from, uint32_t to, const uint8_t *pt,
+                             size_t len)
 {
     uint8_t key[32];
     if (net_pair_key(k->secret_key, t->g->replicas[to].public_key, key) !=
@@ -1127,6 +1128,21 @@ static int tn_peer_send_as(const struct tn *t, const struct keyfile *k,
     net_frame_seal(key, from, pt, len, frame);
     int rv = tn_peer_send(t->nodes[to].peer_url, frame, len + NET_OVERHEAD);
     free(frame);
+    return rv;
+}
+
+/* Sends one message as replica `from` does: a bundle of one part. */
+static int tn_peer_send_as(const struct tn *t, const struct keyfile *k,
+                           uint32_t from, uint32_t to, const uint8_t *msg,
+                           size_t len)
+{
+    uint8_t *bundle = malloc(NET_PART_HDR + len);
+    if (bundle == NULL)
+        return LG_ENOMEM;
+    net_part_header(bundle, len);
+    memcpy(bundle + NET_PART_HDR, msg, len);
+    int rv = tn_peer_seal_send(t, k, from, to, bundle, NET_PART_HDR + len);
+    free(bundle);
     return rv;
 }
 
@@ -1185,6 +1201,11 @@ static void tn_poke_peer(const struct tn *t, unsigned i,
               "peer-oversized");
     free(huge);
     /* Authentic frames (we hold a replica key) with bad contents. */
+    const uint8_t bad_bundle[] = {0, 0, 0xff, 0xff, 1, 2, 3}; /* overlong */
+    tn_result(tn_peer_seal_send(t, other, other_id, i, bad_bundle,
+                                sizeof(bad_bundle)) == LG_OK &&
+                  tn_alive(t, i),
+              "peer-malformed-bundle");
     tn_result(tn_peer_send_as(t, other, other_id, i, junk, sizeof(junk)) ==
                       LG_OK &&
                   tn_alive(t, i),

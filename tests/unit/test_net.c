@@ -1,7 +1,7 @@
 /*
  * test_net.c - replica links: pairwise keys, sealed frames, delivery over
- * real NNG sockets (ipc://), refusal of frames not from genesis keys, and
- * throttling of a flooding peer.
+ * real NNG sockets (ipc://), refusal of frames not from genesis keys,
+ * throttling of a flooding peer, and bundles of parts in one frame.
  */
 /* cmocka.h needs these headers first. */
 // clang-format off
@@ -84,12 +84,39 @@ static void test_net_frame_opens_only_intact_under_its_key(void **state)
     assert_int_equal(net_frame_open(key, frame, 5, pt), LG_EBADMSG);
 }
 
+/* Bundles: whole parts only, none empty, nothing left over. */
+static void test_net_bundle_check(void **state)
+{
+    (void)state;
+    uint8_t b[32];
+    size_t parts = 99;
+    net_part_header(b, 3);
+    memcpy(b + 4, "abc", 3);
+    net_part_header(b + 7, 1);
+    b[11] = 'z';
+    assert_int_equal(net_bundle_check(b, 12, &parts), LG_OK);
+    assert_int_equal(parts, 2);
+    assert_int_equal(net_bundle_check(b, 7, &parts), LG_OK);
+    assert_int_equal(parts, 1);
+    assert_int_equal(net_bundle_check(b, 0, &parts), LG_EBADMSG);  /* none */
+    assert_int_equal(net_bundle_check(b, 11, &parts), LG_EBADMSG); /* cut */
+    assert_int_equal(net_bundle_check(b, 9, &parts), LG_EBADMSG);  /* header */
+    assert_int_equal(net_bundle_check(b, 6, &parts), LG_EBADMSG);
+    net_part_header(b + 7, 0); /* an empty part */
+    assert_int_equal(net_bundle_check(b, 11, &parts), LG_EBADMSG);
+    memset(b, 0xff, 8); /* a length far past the end */
+    assert_int_equal(net_bundle_check(b, 8, &parts), LG_EBADMSG);
+}
+
 /* ---- live links over ipc:// --------------------------------------------- */
 
 struct inbox {
     atomic_int count;
     atomic_uint last_from;
     uint8_t last[64];
+    /* first byte and length of the first 256 messages, in order */
+    uint8_t first[256];
+    size_t lens[256];
 };
 
 static void on_recv(void *arg, uint32_t from, uint8_t *data, size_t len)
@@ -97,6 +124,11 @@ static void on_recv(void *arg, uint32_t from, uint8_t *data, size_t len)
     struct inbox *in = arg;
     if (len <= sizeof(in->last))
         memcpy(in->last, data, len);
+    int i = atomic_load(&in->count);
+    if (i < 256) {
+        in->first[i] = data[0];
+        in->lens[i] = len;
+    }
     atomic_store(&in->last_from, from);
     atomic_fetch_add(&in->count, 1);
     free(data);
@@ -238,6 +270,102 @@ static void test_net_throttles_a_flooding_peer(void **state)
     cluster_close(&c);
 }
 
+/* Parts sent together arrive as one frame, each delivered alone and in
+ * order; parts past the bundle size go in further frames; an authentic
+ * frame that is not a bundle is dropped. */
+static void test_net_bundles_parts(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_open(&c, 100000, 100000);
+    const uint8_t *parts[5];
+    size_t lens[5] = {1, 2, 0, 3, 200000};
+    uint8_t *big = calloc(1, lens[4]);
+    assert_non_null(big);
+    big[0] = 'E';
+    parts[0] = (const uint8_t *)"A";
+    parts[1] = (const uint8_t *)"BB";
+    parts[2] = (const uint8_t *)"";
+    parts[3] = (const uint8_t *)"DDD";
+    parts[4] = big;
+    assert_int_equal(net_send_parts(c.nets[0], 1, parts, lens, 5), LG_OK);
+    assert_true(wait_count(&c.in[1], 4, 5000));
+    assert_int_equal(atomic_load(&c.in[1].count),
+                     4); /* the empty one skipped */
+    assert_memory_equal(c.in[1].first, "ABDE", 4);
+    assert_int_equal(c.in[1].lens[3], 200000);
+    struct net_stats st;
+    net_get_stats(c.nets[1], &st);
+    assert_int_equal(st.frames_in, 1);
+
+    /* 5 parts of 100 KB: 256 KiB bundles hold two each, so three frames. */
+    const uint8_t *many[5];
+    size_t mlens[5];
+    uint8_t *blocks = calloc(5, 100000);
+    assert_non_null(blocks);
+    for (int i = 0; i < 5; i++) {
+        blocks[(size_t)i * 100000] = (uint8_t)('0' + i);
+        many[i] = blocks + (size_t)i * 100000;
+        mlens[i] = 100000;
+    }
+    assert_int_equal(net_send_parts(c.nets[2], 3, many, mlens, 5), LG_OK);
+    assert_true(wait_count(&c.in[3], 5, 5000));
+    assert_memory_equal(c.in[3].first, "01234", 5);
+    net_get_stats(c.nets[3], &st);
+    assert_int_equal(st.frames_in, 3);
+
+    /* An authentic frame whose plaintext is no bundle. */
+    uint8_t key[32];
+    assert_int_equal(net_pair_key(c.k.sk[2], c.k.pk[1], key), LG_OK);
+    const uint8_t bad[] = {0, 0, 0, 9, 'x'};
+    uint8_t frame[sizeof(bad) + NET_OVERHEAD];
+    net_frame_seal(key, 2, bad, sizeof(bad), frame);
+    nng_socket s;
+    assert_int_equal(nng_push0_open(&s), 0);
+    assert_int_equal(nng_dial(s, c.urls[1], NULL, 0), 0);
+    assert_int_equal(nng_send(s, frame, sizeof(frame), 0), 0);
+    for (int t = 0; t < 500; t++) {
+        net_get_stats(c.nets[1], &st);
+        if (st.dropped_bad_frame >= 1)
+            break;
+        sleep_ms(10);
+    }
+    assert_int_equal(st.dropped_bad_frame, 1);
+    assert_int_equal(atomic_load(&c.in[1].count), 4);
+    nng_close(s);
+    free(big);
+    free(blocks);
+    cluster_close(&c);
+}
+
+/* A bundle does not get a flooding peer past its bucket: each part takes
+ * a token. */
+static void test_net_throttles_bundled_parts(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_open(&c, 1, 5);
+    const uint8_t *parts[50];
+    size_t lens[50];
+    for (int i = 0; i < 50; i++) {
+        parts[i] = (const uint8_t *)"x";
+        lens[i] = 1;
+    }
+    assert_int_equal(net_send_parts(c.nets[0], 1, parts, lens, 50), LG_OK);
+    struct net_stats st;
+    for (int t = 0; t < 500; t++) {
+        net_get_stats(c.nets[1], &st);
+        if (st.dropped_throttled + (uint64_t)atomic_load(&c.in[1].count) >= 50)
+            break;
+        sleep_ms(10);
+    }
+    int got = atomic_load(&c.in[1].count);
+    assert_true(got >= 5);
+    assert_true(got <= 7); /* one frame: at most a refill or two */
+    assert_true(st.dropped_throttled >= 43);
+    cluster_close(&c);
+}
+
 int main(void)
 {
     if (crypto_setup() != LG_OK)
@@ -250,6 +378,9 @@ int main(void)
         cmocka_unit_test(test_net_delivers_and_broadcasts),
         cmocka_unit_test(test_net_drops_frames_not_from_genesis_keys),
         cmocka_unit_test(test_net_throttles_a_flooding_peer),
+        cmocka_unit_test(test_net_bundle_check),
+        cmocka_unit_test(test_net_bundles_parts),
+        cmocka_unit_test(test_net_throttles_bundled_parts),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
