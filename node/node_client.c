@@ -37,6 +37,7 @@ int node_waiters_init(struct node *n, uint32_t max)
     while (cap < 2 * max)
         cap *= 2;
     n->n_waiters_max = max;
+    n->waiters_due_ms = UINT64_MAX;
     n->wait_index_cap = cap;
     n->waiters = calloc(max, sizeof(*n->waiters));
     n->wait_index = malloc(cap * sizeof(*n->wait_index));
@@ -95,6 +96,8 @@ static struct node_waiter *waiter_add(struct node *n, struct api_call *call,
     memcpy(wt->client, v->signer, 32);
     wt->req_no = v->nonce;
     wt->deadline_ms = deadline_ms;
+    if (deadline_ms < n->waiters_due_ms)
+        n->waiters_due_ms = deadline_ms;
     n->n_waiters++;
     uint32_t h = widx_hash(n, wt->tx_id);
     while (n->wait_index[h] >= 0)
@@ -239,10 +242,20 @@ void node_waiters_retransmitted(struct node *n,
 
 void node_waiters_expire(struct node *n, uint64_t now_ms)
 {
+    /* Runs every loop turn: the table (thousands of slots) is scanned
+     * only once the earliest deadline has come. */
+    if (now_ms < n->waiters_due_ms)
+        return;
+    n->waiters_due_ms = UINT64_MAX;
     for (uint32_t w = 0; w < n->n_waiters_max && n->n_waiters > 0; w++) {
         struct node_waiter *wt = &n->waiters[w];
-        if (!wt->used || now_ms < wt->deadline_ms)
+        if (!wt->used)
             continue;
+        if (now_ms < wt->deadline_ms) {
+            if (wt->deadline_ms < n->waiters_due_ms)
+                n->waiters_due_ms = wt->deadline_ms;
+            continue;
+        }
         /* It may have arrived by state transfer, not execution. */
         if (waiter_try_answer(n, wt))
             continue;

@@ -197,6 +197,9 @@ struct node {
 
     struct node_waiter *waiters;
     uint32_t n_waiters_max, n_waiters;
+    /* No waiter's deadline is before this: the loop scans the table only
+     * then (a lower bound; removals leave it early, never late). */
+    uint64_t waiters_due_ms;
     int32_t *wait_index; /* open addressing over tx ids: slot -> waiter */
     uint32_t wait_index_cap;
 
