@@ -31,10 +31,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GENESIS_NAME_MAX    64
-#define GENESIS_URL_MAX     256
-#define GENESIS_MEMBERS_MAX 256
-#define GENESIS_FILE_MAX    (1u << 20)
+#define GENESIS_NAME_MAX 64
+#define GENESIS_URL_MAX  256
+#define GENESIS_MEMBERS_MAX \
+    768 /* REGISTRY_MEMBERS_MAX leaves room to add more */
+#define GENESIS_FILE_MAX (1u << 20)
 
 enum member_role {
     ROLE_NONE = 0,

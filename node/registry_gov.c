@@ -41,6 +41,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Governance must be able to add members to the largest genesis. */
+_Static_assert(GENESIS_MEMBERS_MAX < REGISTRY_MEMBERS_MAX,
+               "a full genesis leaves no room for members added later");
+
 #define GOV_ORG_MAX 128 /* struct gov_member.organisation */
 
 enum { KEY_KIND_MEMBER = 1, KEY_KIND_REPLICA = 2 };

@@ -418,6 +418,58 @@ static void test_genesis_keyfile_rejects_bad_content(void **state)
     unlink(path);
 }
 
+/* A genesis with n site members besides the demo's five (distinct keys
+ * and names); malloc'd. */
+static char *genesis_with_sites(int n)
+{
+    const char *base = genesis_text(4, "{}", "auditor", good_gov);
+    const char *cut = strstr(base, "],\n \"governance\"");
+    assert_non_null(cut);
+    size_t cap = strlen(base) + (size_t)n * 200 + 64, at = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    at += (size_t)snprintf(buf, cap, "%.*s", (int)(cut - base), base);
+    for (int i = 0; i < n; i++) {
+        uint8_t seed[32], pk[32], sk[64];
+        char hex[65];
+        memset(seed, 0, sizeof(seed));
+        memcpy(seed, &i, sizeof(i));
+        seed[31] = 0xb5;
+        crypto_sign_seed_keypair(pk, sk, seed);
+        lg_hex(pk, 32, hex);
+        at += (size_t)snprintf(buf + at, cap - at,
+                               ",\n  {\"name\": \"bsite%d\", \"role\": "
+                               "\"site\", \"organisation\": \"Site %d\", "
+                               "\"public_key\": \"%s\"}",
+                               i, i, hex);
+    }
+    snprintf(buf + at, cap - at, "%s", cut);
+    return buf;
+}
+
+/* The member limit is exact: a genesis of GENESIS_MEMBERS_MAX members
+ * loads, one more is refused with the limit named. */
+static void test_genesis_member_limit(void **state)
+{
+    (void)state;
+    struct genesis *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    char err[256] = "";
+    char *text = genesis_with_sites(GENESIS_MEMBERS_MAX - 5);
+    assert_int_equal(parse(text, g, err, sizeof(err)), LG_OK);
+    assert_int_equal(g->n_members, GENESIS_MEMBERS_MAX);
+    assert_non_null(genesis_member_by_name(g, "bsite0"));
+    genesis_free(g);
+    free(text);
+    memset(g, 0, sizeof(*g));
+    text = genesis_with_sites(GENESIS_MEMBERS_MAX - 4);
+    assert_int_equal(parse(text, g, err, sizeof(err)), LG_ECONFIG);
+    assert_non_null(strstr(err, "the limit is"));
+    genesis_free(g);
+    free(text);
+    free(g);
+}
+
 static void test_genesis_role_names(void **state)
 {
     (void)state;
@@ -443,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_genesis_load_from_disk),
         cmocka_unit_test(test_genesis_keyfile_roundtrip_and_mode),
         cmocka_unit_test(test_genesis_keyfile_rejects_bad_content),
+        cmocka_unit_test(test_genesis_member_limit),
         cmocka_unit_test(test_genesis_role_names),
     };
     return cmocka_run_group_tests_name("genesis", tests, NULL, NULL);
