@@ -34,6 +34,16 @@ struct log_state {
     uint8_t frontier[MERKLE_MAX_PATH][32];
 };
 
+/* A block's Merkle tree in memory: level L holds the roots of its complete
+ * subtrees of 2^L leaves (level 0: the leaves), as the store holds the
+ * global log's, so proofs take O(log n) of them. */
+struct mem_tree {
+    uint64_t n_leaves;
+    uint64_t count[MERKLE_MAX_PATH]; /* nodes at each level */
+    size_t offset[MERKLE_MAX_PATH];  /* of each level in nodes */
+    uint8_t (*nodes)[32];            /* NULL: not built */
+};
+
 struct ledger {
     struct store *store;
     const struct genesis *g;
@@ -45,6 +55,10 @@ struct ledger {
     uint64_t cache_height;
     Tc__Block *cache_block;
     Tc__BlockHeader *cache_header;
+    /* Its tx and result trees once a receipt needed them: every receipt
+     * of the block proves against the same trees. */
+    struct mem_tree cache_tx_tree;
+    struct mem_tree cache_res_tree;
 };
 
 /* A block built inside an open txn, not yet committed. */
@@ -145,14 +159,22 @@ static void log_append(struct log_state *ls, struct store_txn *txn,
     ls->size++;
 }
 
-/* Root of the complete subtree (level, index) from the committed store. */
-static int node_get(struct ledger *l, unsigned level, uint64_t index,
-                    uint8_t out[32])
+/* Root of the complete subtree (level, index): from tree t, or (t NULL)
+ * of the global log from the committed store. */
+static int node_get(struct ledger *l, const struct mem_tree *t, unsigned level,
+                    uint64_t index, uint8_t out[32])
 {
     unsigned char key[KEY_MAX], *v = NULL;
     size_t kl, vl = 0;
     int rv;
 
+    if (t != NULL) {
+        /* The proof walk asks only for complete subtrees of t. */
+        LG_ASSERT(level < MERKLE_MAX_PATH);
+        LG_ASSERT(index < t->count[level]);
+        memcpy(out, t->nodes[t->offset[level] + index], 32);
+        return LG_OK;
+    }
     kl = level == 0 ? key_leaf(key, index) : key_node(key, level, index);
     rv = store_get(l->store, key, kl, &v, &vl);
     if (rv == LG_ENOTFOUND)
@@ -188,7 +210,8 @@ static uint64_t split_point(uint64_t n)
 /* RFC 6962 root of leaves [a, b), a < b, as it appears in the recursion
  * (a is aligned to the largest power of two <= b - a): the complete
  * subtrees by the bits of b - a, folded from the right. */
-static int range_root(struct ledger *l, uint64_t a, uint64_t b, uint8_t out[32])
+static int range_root(struct ledger *l, const struct mem_tree *t, uint64_t a,
+                      uint64_t b, uint8_t out[32])
 {
     uint8_t pieces[MERKLE_MAX_PATH][32];
     unsigned n = 0;
@@ -200,7 +223,7 @@ static int range_root(struct ledger *l, uint64_t a, uint64_t b, uint8_t out[32])
 
         LG_ASSERT((a & (((uint64_t)1 << level) - 1)) == 0);
         LG_ASSERT(n < MERKLE_MAX_PATH);
-        rv = node_get(l, level, a >> level, pieces[n]);
+        rv = node_get(l, t, level, a >> level, pieces[n]);
         if (rv != LG_OK)
             return rv;
         n++;
@@ -224,29 +247,27 @@ static void path_reverse(uint8_t (*path)[32], size_t n)
     }
 }
 
-int ledger_inclusion(struct ledger *l, uint64_t index, uint64_t size,
-                     uint8_t (*path)[32], size_t *n_path)
+/* The inclusion path of leaf index < size in tree t (NULL: the global
+ * log in the store). */
+static int inclusion_path(struct ledger *l, const struct mem_tree *t,
+                          uint64_t index, uint64_t size, uint8_t (*path)[32],
+                          size_t *n_path)
 {
     uint64_t a = 0, len = size, m = index;
     size_t n = 0;
     int rv;
 
-    if (size > l->log.size || index >= size)
-        return seterr(l, LG_EINVAL,
-                      "no leaf %llu in a log of size %llu (the log holds "
-                      "%llu)",
-                      (unsigned long long)index, (unsigned long long)size,
-                      (unsigned long long)l->log.size);
+    LG_ASSERT(index < size);
     /* RFC 9162 2.1.3.1 top-down; the path is read bottom-up, so reverse. */
     while (len > 1) {
         uint64_t k = split_point(len);
 
         LG_ASSERT(n < MERKLE_MAX_PATH);
         if (m < k) {
-            rv = range_root(l, a + k, a + len, path[n]);
+            rv = range_root(l, t, a + k, a + len, path[n]);
             len = k;
         } else {
-            rv = range_root(l, a, a + k, path[n]);
+            rv = range_root(l, t, a, a + k, path[n]);
             a += k;
             m -= k;
             len -= k;
@@ -258,6 +279,18 @@ int ledger_inclusion(struct ledger *l, uint64_t index, uint64_t size,
     path_reverse(path, n);
     *n_path = n;
     return LG_OK;
+}
+
+int ledger_inclusion(struct ledger *l, uint64_t index, uint64_t size,
+                     uint8_t (*path)[32], size_t *n_path)
+{
+    if (size > l->log.size || index >= size)
+        return seterr(l, LG_EINVAL,
+                      "no leaf %llu in a log of size %llu (the log holds "
+                      "%llu)",
+                      (unsigned long long)index, (unsigned long long)size,
+                      (unsigned long long)l->log.size);
+    return inclusion_path(l, NULL, index, size, path, n_path);
 }
 
 int ledger_consistency(struct ledger *l, uint64_t size1, uint64_t size2,
@@ -283,10 +316,10 @@ int ledger_consistency(struct ledger *l, uint64_t size1, uint64_t size2,
 
         LG_ASSERT(n < MERKLE_MAX_PATH);
         if (m <= k) {
-            rv = range_root(l, a + k, a + len, path[n]);
+            rv = range_root(l, NULL, a + k, a + len, path[n]);
             len = k;
         } else {
-            rv = range_root(l, a, a + k, path[n]);
+            rv = range_root(l, NULL, a, a + k, path[n]);
             a += k;
             m -= k;
             len -= k;
@@ -298,7 +331,7 @@ int ledger_consistency(struct ledger *l, uint64_t size1, uint64_t size2,
     }
     if (!whole) {
         LG_ASSERT(n < MERKLE_MAX_PATH);
-        rv = range_root(l, a, a + len, path[n]);
+        rv = range_root(l, NULL, a, a + len, path[n]);
         if (rv != LG_OK)
             return rv;
         n++;
@@ -322,7 +355,7 @@ int ledger_log_root(struct ledger *l, uint64_t size, uint8_t root[32])
         crypto_sha256("", 0, root);
         return LG_OK;
     }
-    return range_root(l, 0, size, root);
+    return range_root(l, NULL, 0, size, root);
 }
 
 /* ---- tip record --------------------------------------------------------- */
@@ -376,6 +409,10 @@ static void cache_drop(struct ledger *l)
 {
     tc__block_header__free_unpacked(l->cache_header, NULL);
     tc__block__free_unpacked(l->cache_block, NULL);
+    free(l->cache_tx_tree.nodes);
+    free(l->cache_res_tree.nodes);
+    memset(&l->cache_tx_tree, 0, sizeof(l->cache_tx_tree));
+    memset(&l->cache_res_tree, 0, sizeof(l->cache_res_tree));
     l->cache_header = NULL;
     l->cache_block = NULL;
     l->cache_height = 0;
@@ -832,20 +869,24 @@ static int result_encode(const uint8_t tx_id[32], const struct tx_result *res,
 }
 
 /* Indexes tx_id unless an earlier tx (committed, or earlier in this block)
- * already has it: the first occurrence wins. */
+ * already has it: the first occurrence wins. known_new: the caller already
+ * found it in neither (ledger_apply's repeat check), so skip the lookup. */
 static int index_tx(struct store_txn *txn, const uint8_t tx_id[32],
-                    uint64_t height, uint32_t index, uint64_t log_index)
+                    bool known_new, uint64_t height, uint32_t index,
+                    uint64_t log_index)
 {
     unsigned char key[KEY_MAX], val[TXLOC_VALUE], *v = NULL;
     size_t kl = key_txid(key, tx_id), vl = 0;
     int rv;
 
-    rv = store_txn_get(txn, key, kl, &v, &vl);
-    free(v);
-    if (rv == LG_OK)
-        return LG_OK;
-    if (rv != LG_ENOTFOUND)
-        return rv;
+    if (!known_new) {
+        rv = store_txn_get(txn, key, kl, &v, &vl);
+        free(v);
+        if (rv == LG_OK)
+            return LG_OK;
+        if (rv != LG_ENOTFOUND)
+            return rv;
+    }
     store_put_be64(val, height);
     val[8] = (unsigned char)(index >> 24);
     val[9] = (unsigned char)(index >> 16);
@@ -887,9 +928,11 @@ static void scratch_free(struct scratch *s)
     free(s->res_leaves);
 }
 
-/* Executes the txs into bt->txn and the log, filling the scratch. */
+/* Executes the txs into bt->txn and the log, filling the scratch. ids:
+ * see ledger_build. */
 static int build_execute(struct ledger *l, uint64_t height, uint64_t time_ms,
-                         const ProtobufCBinaryData *txs, struct scratch *sc,
+                         const ProtobufCBinaryData *txs,
+                         const uint8_t (*ids)[32], struct scratch *sc,
                          struct built *bt)
 {
     for (uint32_t i = 0; i < sc->n; i++) {
@@ -902,7 +945,10 @@ static int build_execute(struct ledger *l, uint64_t height, uint64_t time_ms,
         at.height = height;
         at.block_time_ms = time_ms;
         at.log_index = bt->log.size;
-        crypto_sha256(txs[i].data, txs[i].len, at.tx_id);
+        if (ids != NULL)
+            memcpy(at.tx_id, ids[i], 32);
+        else
+            crypto_sha256(txs[i].data, txs[i].len, at.tx_id);
         merkle_leaf_hash(txs[i].data, txs[i].len, sc->tx_leaves[i]);
         rv = registry_execute(l->reg, bt->txn, &at, txs[i].data, txs[i].len,
                               &res);
@@ -911,7 +957,8 @@ static int build_execute(struct ledger *l, uint64_t height, uint64_t time_ms,
                           (unsigned long long)height, lg_strerror(rv));
         rv = result_encode(at.tx_id, &res, &sc->results[i]);
         if (rv == LG_OK)
-            rv = index_tx(bt->txn, at.tx_id, height, i, bt->log.size);
+            rv = index_tx(bt->txn, at.tx_id, ids != NULL, height, i,
+                          bt->log.size);
         if (rv != LG_OK)
             return seterr(l, rv, "indexing tx %u of block %llu failed: %s", i,
                           (unsigned long long)height, lg_strerror(rv));
@@ -1057,10 +1104,14 @@ static void built_free(struct built *bt)
 }
 
 /* Executes txs as block `height` on top of the tip, inside a new txn left
- * open in bt (commit or built_free it). */
+ * open in bt (commit or built_free it). ids: NULL, or the txs' ids when the
+ * caller hashed them and found each in neither the committed tx index nor
+ * earlier in txs (ledger_apply), which spares hashing and looking them up
+ * again. */
 static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
                         uint64_t time_ms, uint32_t n,
-                        const ProtobufCBinaryData *txs, struct built *bt)
+                        const ProtobufCBinaryData *txs,
+                        const uint8_t (*ids)[32], struct built *bt)
 {
     struct scratch sc;
     struct gov_replica_set *next = NULL;
@@ -1077,7 +1128,7 @@ static int ledger_build(struct ledger *l, uint64_t height, uint64_t view,
     if (rv != LG_OK)
         seterr(l, rv, "out of memory");
     if (rv == LG_OK)
-        rv = build_execute(l, height, time_ms, txs, &sc, bt);
+        rv = build_execute(l, height, time_ms, txs, ids, &sc, bt);
     if (rv == LG_OK)
         rv = build_next_set(l, height, bt, &next);
     bt->changes_set = next != NULL;
@@ -1121,13 +1172,12 @@ static int ledger_commit(struct ledger *l, struct built *bt, uint64_t height,
  * Liskov drop such repeats at execution with the replicated client table).
  * Here the tx index is that table: every replica holds the same index, so
  * dropping repeats is deterministic and each transaction sits in the ledger
- * exactly once. */
+ * exactly once. id gets the tx id (not set for a repeat within the block). */
 static int tx_already_in(struct ledger *l, const uint8_t *data, size_t len,
                          const ProtobufCBinaryData *taken, uint32_t n_taken,
-                         bool *dup)
+                         uint8_t id[32], bool *dup)
 {
     struct ledger_tx_loc loc;
-    uint8_t id[32];
     int rv;
 
     *dup = false;
@@ -1148,6 +1198,7 @@ int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
                  uint8_t block_hash[32])
 {
     ProtobufCBinaryData *txs = NULL;
+    uint8_t(*ids)[32] = NULL;
     struct built bt;
     int rv;
 
@@ -1159,16 +1210,21 @@ int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
                       (unsigned long long)l->tip.height);
     if (ex->n_requests > 0) {
         txs = calloc(ex->n_requests, sizeof(*txs));
-        if (txs == NULL)
+        ids = malloc(ex->n_requests * sizeof(*ids));
+        if (txs == NULL || ids == NULL) {
+            free(txs);
+            free(ids);
             return seterr(l, LG_ENOMEM, "out of memory");
+        }
     }
     uint32_t n = 0;
     for (uint32_t i = 0; i < ex->n_requests; i++) {
         bool dup = false;
         rv = tx_already_in(l, ex->requests[i].data, ex->requests[i].len, txs, n,
-                           &dup);
+                           ids[n], &dup);
         if (rv != LG_OK) {
             free(txs);
+            free(ids);
             return rv;
         }
         if (dup)
@@ -1177,8 +1233,10 @@ int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
         txs[n].len = ex->requests[i].len;
         n++;
     }
-    rv = ledger_build(l, ex->seq, ex->view, ex->timestamp_ms, n, txs, &bt);
+    rv = ledger_build(l, ex->seq, ex->view, ex->timestamp_ms, n, txs,
+                      (const uint8_t(*)[32])ids, &bt);
     free(txs);
+    free(ids);
     if (rv != LG_OK)
         return rv;
     memcpy(block_hash, bt.hash, 32);
@@ -1317,33 +1375,74 @@ int ledger_find_tx(struct ledger *l, const uint8_t tx_id[32],
 }
 
 /* The receipt's two in-block proofs, from the block's own leaves. */
+/* Fills t's levels above its n leaves, which are in t->nodes[0, n); nodes
+ * has room for 2n. */
+static void mem_tree_fill(struct mem_tree *t, uint64_t n)
+{
+    size_t at = (size_t)n;
+
+    t->n_leaves = n;
+    t->count[0] = n;
+    t->offset[0] = 0;
+    for (unsigned lv = 1; lv < MERKLE_MAX_PATH; lv++) {
+        uint8_t(*below)[32] = t->nodes + t->offset[lv - 1];
+
+        t->count[lv] = t->count[lv - 1] / 2;
+        t->offset[lv] = at;
+        LG_ASSERT(at + t->count[lv] <= 2 * n);
+        for (uint64_t i = 0; i < t->count[lv]; i++)
+            merkle_node_hash(below[2 * i], below[2 * i + 1], t->nodes[at + i]);
+        at += (size_t)t->count[lv];
+    }
+}
+
+/* The tx and result trees of the cached block b (from block_load), built
+ * once per block and kept with it. */
+static int cached_trees(struct ledger *l, const Tc__Block *b)
+{
+    struct mem_tree *tx = &l->cache_tx_tree, *res = &l->cache_res_tree;
+
+    LG_ASSERT(b == l->cache_block);
+    if (b->n_results != b->n_txs)
+        return seterr(l, LG_ECORRUPT, "block %llu is malformed",
+                      (unsigned long long)l->cache_height);
+    if (tx->nodes != NULL)
+        return LG_OK;
+    size_t room = 2 * (b->n_txs > 0 ? b->n_txs : 1);
+    tx->nodes = malloc(room * sizeof(*tx->nodes));
+    res->nodes = malloc(room * sizeof(*res->nodes));
+    if (tx->nodes == NULL || res->nodes == NULL) {
+        free(tx->nodes);
+        free(res->nodes);
+        memset(tx, 0, sizeof(*tx));
+        memset(res, 0, sizeof(*res));
+        return seterr(l, LG_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < b->n_txs; i++) {
+        merkle_leaf_hash(b->txs[i].data, b->txs[i].len, tx->nodes[i]);
+        merkle_leaf_hash(b->results[i].data, b->results[i].len, res->nodes[i]);
+    }
+    mem_tree_fill(tx, b->n_txs);
+    mem_tree_fill(res, b->n_txs);
+    return LG_OK;
+}
+
 static int receipt_block_proofs(struct ledger *l, const Tc__Block *b,
                                 uint32_t index, uint8_t (*tx_path)[32],
                                 size_t *n_tx, uint8_t (*res_path)[32],
                                 size_t *n_res)
 {
-    struct scratch sc;
-    int rv;
+    int rv = cached_trees(l, b);
 
-    rv = scratch_init(&sc, (uint32_t)b->n_txs);
-    if (rv != LG_OK) {
-        scratch_free(&sc);
-        return seterr(l, rv, "out of memory");
-    }
-    for (size_t i = 0; i < b->n_txs; i++) {
-        merkle_leaf_hash(b->txs[i].data, b->txs[i].len, sc.tx_leaves[i]);
-        merkle_leaf_hash(b->results[i].data, b->results[i].len,
-                         sc.res_leaves[i]);
-    }
-    rv = merkle_inclusion_proof((const uint8_t(*)[32])sc.tx_leaves, sc.n, index,
-                                tx_path, n_tx);
-    if (rv == LG_OK)
-        rv = merkle_inclusion_proof((const uint8_t(*)[32])sc.res_leaves, sc.n,
-                                    index, res_path, n_res);
-    scratch_free(&sc);
     if (rv != LG_OK)
+        return rv;
+    if (index >= b->n_txs)
         return seterr(l, LG_ECORRUPT, "block proof for tx %u failed", index);
-    return LG_OK;
+    rv = inclusion_path(l, &l->cache_tx_tree, index, b->n_txs, tx_path, n_tx);
+    if (rv == LG_OK)
+        rv = inclusion_path(l, &l->cache_res_tree, index, b->n_txs, res_path,
+                            n_res);
+    return rv;
 }
 
 /* Fixed storage for one receipt's proofs while it is packed. */
@@ -1772,7 +1871,7 @@ static int certified_apply(struct ledger *l, const Tc__Block *b,
     int rv;
 
     rv = ledger_build(l, h->height, h->view, h->timestamp_ms,
-                      (uint32_t)b->n_txs, b->txs, &bt);
+                      (uint32_t)b->n_txs, b->txs, NULL, &bt);
     if (rv != LG_OK)
         return rv;
     if (bt.header_len != b->header.len ||
@@ -1932,7 +2031,7 @@ static int rebuild_one(struct ledger *l, uint64_t height)
         return seterr(l, LG_ECORRUPT, "stored block %llu is malformed",
                       (unsigned long long)height);
     rv = ledger_build(l, height, h->view, h->timestamp_ms, (uint32_t)b->n_txs,
-                      b->txs, &bt);
+                      b->txs, NULL, &bt);
     if (rv != LG_OK)
         return rv;
     if (bt.header_len != b->header.len ||

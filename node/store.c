@@ -5,8 +5,46 @@
 #include "store.h"
 
 #include <leveldb/c.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
+
+/* A read cache of committed state in front of leveldb_get. Executing a
+ * block reads the same small records block after block (each signer's
+ * nonce and index counters, members, sites, trials), and every LevelDB
+ * lookup walks the memtable's skiplist through cache misses. Direct-mapped
+ * and bounded: a key hashes to exactly one slot, and a new key evicts
+ * whatever was there. It holds what the store holds: filled by reads, and
+ * every write (store_write, store_txn_commit) updates the slots of the keys
+ * it wrote, so it is never stale. Uncommitted txn writes never reach it, so
+ * an aborted block leaves nothing to undo. */
+#define CACHE_SLOTS     8192 /* a power of two */
+#define CACHE_KEY_MAX   128
+#define CACHE_VALUE_MAX 256 /* larger values are not cached */
+
+_Static_assert((CACHE_SLOTS & (CACHE_SLOTS - 1)) == 0, "a power of two");
+
+struct cache_slot {
+    uint64_t hash;     /* of the key */
+    unsigned char *kv; /* key then value, one allocation; NULL: empty */
+    uint32_t klen, vlen;
+    bool found; /* false: the store holds no such key */
+    bool hot;   /* read since it was last spared an eviction */
+};
+
+struct store_cache {
+    pthread_mutex_t mu;
+    bool on;
+    /* Bumped by every write: a read that began before a write may carry
+     * the old value, so it is not put in the cache. */
+    uint64_t gen;
+    struct store_cache_stats stats;
+    /* Per slot, 16 bits of its key's hash (0: empty): a compact array that
+     * stays in the CPU cache, so most lookups of keys not held (and the
+     * check of every key a block writes) end without touching the slot. */
+    uint16_t tags[CACHE_SLOTS];
+    struct cache_slot slots[CACHE_SLOTS];
+};
 
 struct store {
     leveldb_t *db;
@@ -16,6 +54,10 @@ struct store {
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts_sync;
     leveldb_writeoptions_t *wopts_async;
+    /* Keyed SipHash of keys, for the read cache and the txn overlay (so a
+     * key is hashed once per write). */
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
+    struct store_cache *rcache; /* NULL: out of memory at open, none */
 };
 
 struct store_batch {
@@ -39,6 +81,239 @@ static int store_err(char *lerr, const char *what)
     leveldb_free(lerr);
     return LG_EIO;
 }
+
+/* ---- the read cache ------------------------------------------------------ */
+
+static uint64_t store_hash(const struct store *s, const void *k, size_t kl)
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    uint64_t v = 0;
+
+    crypto_shorthash(h, k, kl, s->hash_key);
+    memcpy(&v, h, sizeof(v));
+    return v;
+}
+
+static struct store_cache *rcache_new(void)
+{
+    struct store_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->on = true;
+    return c;
+}
+
+static size_t rcache_index(uint64_t h)
+{
+    return (size_t)(h & (CACHE_SLOTS - 1));
+}
+
+static uint16_t rcache_tag(uint64_t h)
+{
+    return (uint16_t)((h >> 48) | 1); /* never 0, which marks empty */
+}
+
+static void rcache_slot_clear(struct store_cache *c, size_t i)
+{
+    free(c->slots[i].kv);
+    memset(&c->slots[i], 0, sizeof(c->slots[i]));
+    c->tags[i] = 0;
+}
+
+/* Empties every slot; the caller holds mu. */
+static void rcache_clear_locked(struct store_cache *c)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        rcache_slot_clear(c, i);
+    c->gen++;
+}
+
+static void rcache_free(struct store_cache *c)
+{
+    if (c == NULL)
+        return;
+    rcache_clear_locked(c);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* Whether slot i holds key k (hash h). */
+static bool rcache_holds(const struct store_cache *c, size_t i, uint64_t h,
+                         const void *k, size_t kl)
+{
+    const struct cache_slot *sl = &c->slots[i];
+
+    if (c->tags[i] != rcache_tag(h))
+        return false;
+    return sl->kv != NULL && sl->hash == h && sl->klen == kl &&
+           memcmp(sl->kv, k, kl) == 0;
+}
+
+/* Sets slot i to (k, v), or to "absent" when v is NULL. On allocation
+ * failure the slot is left empty: a miss, never a wrong answer. */
+static void rcache_slot_set(struct store_cache *c, size_t i, uint64_t h,
+                            const void *k, size_t kl, const void *v, size_t vl,
+                            bool hot)
+{
+    struct cache_slot *sl = &c->slots[i];
+    unsigned char *kv = malloc(kl + (v != NULL ? vl : 0) + 1);
+
+    rcache_slot_clear(c, i);
+    if (kv == NULL)
+        return;
+    memcpy(kv, k, kl);
+    if (v != NULL && vl > 0)
+        memcpy(kv + kl, v, vl);
+    sl->hash = h;
+    sl->kv = kv;
+    sl->klen = (uint32_t)kl;
+    sl->vlen = v != NULL ? (uint32_t)vl : 0;
+    sl->found = v != NULL;
+    sl->hot = hot;
+    c->tags[i] = rcache_tag(h);
+}
+
+/* A lookup: true when the cache answered (*rv LG_OK with a malloc'd copy
+ * as store_get gives it, LG_ENOTFOUND or LG_ENOMEM); false on a miss, with
+ * *gen the write generation to hand to rcache_fill. */
+static bool rcache_get(struct store_cache *c, uint64_t h, const void *k,
+                       size_t kl, unsigned char **val, size_t *vlen, int *rv,
+                       uint64_t *gen)
+{
+    size_t i = rcache_index(h);
+    bool hit = false;
+
+    pthread_mutex_lock(&c->mu);
+    *gen = c->gen;
+    if (c->on && rcache_holds(c, i, h, k, kl)) {
+        struct cache_slot *sl = &c->slots[i];
+        hit = true;
+        sl->hot = true;
+        *rv = sl->found ? LG_OK : LG_ENOTFOUND;
+        if (sl->found) {
+            unsigned char *copy = malloc((size_t)sl->vlen + 1);
+            if (copy == NULL) {
+                *rv = LG_ENOMEM;
+            } else {
+                memcpy(copy, sl->kv + sl->klen, sl->vlen);
+                copy[sl->vlen] = '\0';
+                *val = copy;
+                *vlen = sl->vlen;
+            }
+        }
+    }
+    if (hit)
+        c->stats.hits++;
+    else
+        c->stats.misses++;
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+/* Caches what a read found (v NULL: absent), unless a write came since the
+ * read began (gen from rcache_get). A slot read since it was last spared
+ * is spared once more (a second chance): many lookups are of keys read
+ * once (tx ids and a new pseudonym's records, about to be created), and
+ * they must not push out what every block reads. */
+static void rcache_fill(struct store_cache *c, uint64_t h, const void *k,
+                        size_t kl, const void *v, size_t vl, uint64_t gen)
+{
+    size_t i = rcache_index(h);
+    struct cache_slot *sl = &c->slots[i];
+
+    if (v != NULL && vl > CACHE_VALUE_MAX)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->on && c->gen == gen) {
+        if (sl->kv != NULL && sl->hot)
+            sl->hot = false;
+        else
+            rcache_slot_set(c, i, h, k, kl, v, vl, false);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A committed write of k (v NULL: deleted): a slot holding k takes the new
+ * value. A key just created (cached as absent) is dropped instead: most
+ * are read once, before they are written (tx ids, first index entries).
+ * The caller holds mu and bumps gen once the whole write is noted. */
+static void rcache_note_locked(struct store_cache *c, uint64_t h, const void *k,
+                               size_t kl, const void *v, size_t vl)
+{
+    size_t i = rcache_index(h);
+
+    if (kl > CACHE_KEY_MAX || !rcache_holds(c, i, h, k, kl))
+        return;
+    if (v != NULL && (vl > CACHE_VALUE_MAX || !c->slots[i].found))
+        rcache_slot_clear(c, i);
+    else
+        rcache_slot_set(c, i, h, k, kl, v, vl, c->slots[i].hot);
+}
+
+struct rcache_batch_ctx {
+    const struct store *s;
+    struct store_cache *c;
+};
+
+static void rcache_batch_put(void *state, const char *k, size_t kl,
+                             const char *v, size_t vl)
+{
+    struct rcache_batch_ctx *x = state;
+    if (kl <= CACHE_KEY_MAX)
+        rcache_note_locked(x->c, store_hash(x->s, k, kl), k, kl, v, vl);
+}
+
+static void rcache_batch_deleted(void *state, const char *k, size_t kl)
+{
+    struct rcache_batch_ctx *x = state;
+    if (kl <= CACHE_KEY_MAX)
+        rcache_note_locked(x->c, store_hash(x->s, k, kl), k, kl, NULL, 0);
+}
+
+/* After leveldb_write of wb: ok, note every key it wrote; failed, forget
+ * everything (what reached the database is unknown). */
+static void rcache_batch_written(struct store *s, leveldb_writebatch_t *wb,
+                                 bool ok)
+{
+    struct rcache_batch_ctx x = {.s = s, .c = s->rcache};
+
+    if (x.c == NULL)
+        return;
+    pthread_mutex_lock(&x.c->mu);
+    if (ok)
+        leveldb_writebatch_iterate(wb, &x, rcache_batch_put,
+                                   rcache_batch_deleted);
+    else
+        rcache_clear_locked(x.c);
+    x.c->gen++;
+    pthread_mutex_unlock(&x.c->mu);
+}
+
+void store_cache_set(struct store *s, bool on)
+{
+    if (s->rcache == NULL)
+        return;
+    pthread_mutex_lock(&s->rcache->mu);
+    rcache_clear_locked(s->rcache);
+    s->rcache->on = on;
+    pthread_mutex_unlock(&s->rcache->mu);
+}
+
+void store_cache_stats(struct store *s, struct store_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->rcache == NULL)
+        return;
+    pthread_mutex_lock(&s->rcache->mu);
+    *out = s->rcache->stats;
+    pthread_mutex_unlock(&s->rcache->mu);
+}
+
+/* ---- the database -------------------------------------------------------- */
 
 int store_open(const char *dir, bool create, struct store **out, char *err,
                size_t err_len)
@@ -67,6 +342,9 @@ int store_open(const char *dir, bool create, struct store **out, char *err,
     s->wopts_sync = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(s->wopts_sync, 1);
     s->wopts_async = leveldb_writeoptions_create();
+    /* Without it (out of memory) every read goes to LevelDB. */
+    crypto_shorthash_keygen(s->hash_key);
+    s->rcache = rcache_new();
 
     char *lerr = NULL;
     s->db = leveldb_open(s->opts, dir, &lerr);
@@ -103,17 +381,26 @@ void store_close(struct store *s)
         leveldb_filterpolicy_destroy(s->bloom);
     if (s->cache != NULL)
         leveldb_cache_destroy(s->cache);
+    rcache_free(s->rcache);
     free(s);
 }
 
-int store_get(struct store *s, const void *key, size_t klen,
-              unsigned char **val, size_t *vlen)
+/* store_get with the key's store_hash (h), computed by the caller. */
+static int store_get_hashed(struct store *s, const void *key, size_t klen,
+                            uint64_t h, unsigned char **val, size_t *vlen)
 {
+    bool cached = s->rcache != NULL && klen <= CACHE_KEY_MAX;
+    uint64_t gen = 0;
+    int rv = LG_OK;
+    if (cached && rcache_get(s->rcache, h, key, klen, val, vlen, &rv, &gen))
+        return rv;
     char *lerr = NULL;
     size_t len = 0;
     char *v = leveldb_get(s->db, s->ropts, key, klen, &len, &lerr);
     if (lerr != NULL)
         return store_err(lerr, "get");
+    if (cached)
+        rcache_fill(s->rcache, h, key, klen, v, len, gen);
     if (v == NULL)
         return LG_ENOTFOUND;
     /* Copy into malloc'd memory so callers free() it, not leveldb_free(). */
@@ -128,6 +415,15 @@ int store_get(struct store *s, const void *key, size_t klen,
     *val = copy;
     *vlen = len;
     return LG_OK;
+}
+
+int store_get(struct store *s, const void *key, size_t klen,
+              unsigned char **val, size_t *vlen)
+{
+    uint64_t h = 0;
+    if (s->rcache != NULL && klen <= CACHE_KEY_MAX)
+        h = store_hash(s, key, klen);
+    return store_get_hashed(s, key, klen, h, val, vlen);
 }
 
 struct store_batch *store_batch_new(void)
@@ -167,6 +463,7 @@ int store_write(struct store *s, struct store_batch *b, bool sync)
 {
     char *lerr = NULL;
     leveldb_write(s->db, sync ? s->wopts_sync : s->wopts_async, b->wb, &lerr);
+    rcache_batch_written(s, b->wb, lerr == NULL);
     return store_err(lerr, "write");
 }
 
@@ -264,14 +561,14 @@ void store_iter_free(struct store_iter *it)
 
 /* ---- transactions ------------------------------------------------------- */
 
-/* The overlay is an insertion-ordered array of entries indexed by an
- * open-addressing hash table (keyed SipHash), so a block with many writes
- * stays O(1) per access. Commit writes the entries in insertion order. */
+/* The overlay is an array of entries indexed by an open-addressing hash
+ * table (keyed SipHash), so a block with many writes stays O(1) per
+ * access. */
 struct txn_entry {
-    unsigned char *key;
-    size_t klen;
-    unsigned char *val; /* NULL: deleted in this txn */
-    size_t vlen;
+    unsigned char *kv; /* the key, then the value; one allocation */
+    size_t klen, vlen, cap;
+    uint64_t hash; /* store_hash of the key */
+    bool deleted;  /* deleted in this txn (no value) */
 };
 
 struct store_txn {
@@ -280,30 +577,22 @@ struct store_txn {
     size_t n_entries, cap_entries;
     uint32_t *slots; /* entry index + 1; 0 = empty */
     size_t n_slots;  /* power of two */
-    unsigned char hash_key[crypto_shorthash_KEYBYTES];
-    bool failed; /* an allocation failed: commit must refuse */
+    bool failed;     /* an allocation failed: commit must refuse */
 };
 
-static uint64_t txn_hash(const struct store_txn *t, const void *k, size_t kl)
-{
-    unsigned char h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, k, kl, t->hash_key);
-    uint64_t v = 0;
-    memcpy(&v, h, sizeof(v));
-    return v;
-}
-
-/* Returns the slot holding k, or the empty slot where it would go. */
-static size_t txn_slot(const struct store_txn *t, const void *k, size_t kl)
+/* Returns the slot holding k (hash h), or the empty slot where it would
+ * go. */
+static size_t txn_slot(const struct store_txn *t, uint64_t h, const void *k,
+                       size_t kl)
 {
     size_t mask = t->n_slots - 1;
-    size_t i = (size_t)txn_hash(t, k, kl) & mask;
+    size_t i = (size_t)h & mask;
     for (size_t probes = 0; probes < t->n_slots; probes++) {
         uint32_t e = t->slots[i];
         if (e == 0)
             return i;
         const struct txn_entry *en = &t->entries[e - 1];
-        if (en->klen == kl && memcmp(en->key, k, kl) == 0)
+        if (en->hash == h && en->klen == kl && memcmp(en->kv, k, kl) == 0)
             return i;
         i = (i + 1) & mask;
     }
@@ -321,8 +610,8 @@ static int txn_grow(struct store_txn *t)
     t->slots = slots;
     t->n_slots = n;
     for (size_t i = 0; i < t->n_entries; i++) {
-        size_t s = txn_slot(t, t->entries[i].key, t->entries[i].klen);
-        t->slots[s] = (uint32_t)(i + 1);
+        const struct txn_entry *en = &t->entries[i];
+        t->slots[txn_slot(t, en->hash, en->kv, en->klen)] = (uint32_t)(i + 1);
     }
     return LG_OK;
 }
@@ -333,7 +622,6 @@ struct store_txn *store_txn_new(struct store *s)
     if (t == NULL)
         return NULL;
     t->s = s;
-    crypto_shorthash_keygen(t->hash_key);
     if (txn_grow(t) != LG_OK) {
         free(t);
         return NULL;
@@ -341,27 +629,38 @@ struct store_txn *store_txn_new(struct store *s)
     return t;
 }
 
+/* Sets en's value (v NULL: deleted), keeping its key. */
+static bool txn_entry_value(struct txn_entry *en, const void *v, size_t vl)
+{
+    if (v == NULL) {
+        en->deleted = true;
+        en->vlen = 0;
+        return true;
+    }
+    if (en->klen + vl > en->cap) {
+        unsigned char *kv = realloc(en->kv, en->klen + vl);
+        if (kv == NULL)
+            return false;
+        en->kv = kv;
+        en->cap = en->klen + vl;
+    }
+    if (vl > 0)
+        memcpy(en->kv + en->klen, v, vl);
+    en->vlen = vl;
+    en->deleted = false;
+    return true;
+}
+
 static void txn_set(struct store_txn *t, const void *k, size_t kl,
-                    const void *v, size_t vl, bool del)
+                    const void *v, size_t vl)
 {
     if (t->failed)
         return;
-    unsigned char *val = NULL;
-    if (!del) {
-        val = malloc(vl > 0 ? vl : 1);
-        if (val == NULL) {
-            t->failed = true;
-            return;
-        }
-        if (vl > 0)
-            memcpy(val, v, vl);
-    }
-    size_t slot = txn_slot(t, k, kl);
+    uint64_t h = store_hash(t->s, k, kl);
+    size_t slot = txn_slot(t, h, k, kl);
     if (t->slots[slot] != 0) {
-        struct txn_entry *en = &t->entries[t->slots[slot] - 1];
-        free(en->val);
-        en->val = del ? NULL : val;
-        en->vlen = del ? 0 : vl;
+        if (!txn_entry_value(&t->entries[t->slots[slot] - 1], v, vl))
+            t->failed = true;
         return;
     }
     if (t->n_entries == t->cap_entries) {
@@ -371,7 +670,6 @@ static void txn_set(struct store_txn *t, const void *k, size_t kl,
         if (cap < UINT32_MAX / 2)
             ne = realloc(t->entries, cap * sizeof(*ne));
         if (ne == NULL) {
-            free(val);
             t->failed = true;
             return;
         }
@@ -379,17 +677,18 @@ static void txn_set(struct store_txn *t, const void *k, size_t kl,
         t->cap_entries = cap;
     }
     struct txn_entry *en = &t->entries[t->n_entries];
-    en->key = malloc(kl > 0 ? kl : 1);
-    if (en->key == NULL) {
-        free(val);
+    size_t cap = kl + (v != NULL ? vl : 0);
+    en->kv = malloc(cap > 0 ? cap : 1);
+    if (en->kv == NULL) {
         t->failed = true;
         return;
     }
     if (kl > 0)
-        memcpy(en->key, k, kl);
+        memcpy(en->kv, k, kl);
     en->klen = kl;
-    en->val = del ? NULL : val;
-    en->vlen = del ? 0 : vl;
+    en->cap = cap;
+    en->hash = h;
+    (void)txn_entry_value(en, v, vl); /* fits: no allocation */
     t->slots[slot] = (uint32_t)(t->n_entries + 1);
     t->n_entries++;
     if (t->n_entries * 2 > t->n_slots && txn_grow(t) != LG_OK)
@@ -401,16 +700,17 @@ int store_txn_get(struct store_txn *t, const void *k, size_t kl,
 {
     if (t->failed)
         return LG_ENOMEM;
-    size_t slot = txn_slot(t, k, kl);
+    uint64_t h = store_hash(t->s, k, kl);
+    size_t slot = txn_slot(t, h, k, kl);
     if (t->slots[slot] == 0)
-        return store_get(t->s, k, kl, val, vlen);
+        return store_get_hashed(t->s, k, kl, h, val, vlen);
     const struct txn_entry *en = &t->entries[t->slots[slot] - 1];
-    if (en->val == NULL)
+    if (en->deleted)
         return LG_ENOTFOUND;
     unsigned char *copy = malloc(en->vlen + 1);
     if (copy == NULL)
         return LG_ENOMEM;
-    memcpy(copy, en->val, en->vlen);
+    memcpy(copy, en->kv + en->klen, en->vlen);
     copy[en->vlen] = '\0';
     *val = copy;
     *vlen = en->vlen;
@@ -420,33 +720,94 @@ int store_txn_get(struct store_txn *t, const void *k, size_t kl,
 void store_txn_put(struct store_txn *t, const void *k, size_t kl, const void *v,
                    size_t vl)
 {
-    txn_set(t, k, kl, v, vl, false);
+    txn_set(t, k, kl, v != NULL ? v : "", vl);
 }
 
 void store_txn_delete(struct store_txn *t, const void *k, size_t kl)
 {
-    txn_set(t, k, kl, NULL, 0, true);
+    txn_set(t, k, kl, NULL, 0);
+}
+
+/* The commit batch is sorted by key; each entry carries its key's first 8
+ * bytes as a big-endian number, so most comparisons touch no key. */
+struct txn_order {
+    uint64_t head; /* the key's first 8 bytes, zero-padded, big-endian */
+    const struct txn_entry *en;
+};
+
+static uint64_t txn_key_head(const unsigned char *k, size_t kl)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | (i < kl ? k[i] : 0);
+    return v;
+}
+
+/* LevelDB's order: bytewise, a key before the longer keys it prefixes. */
+static int txn_order_cmp(const void *a, const void *b)
+{
+    const struct txn_order *x = a, *y = b;
+    if (x->head != y->head)
+        return x->head < y->head ? -1 : 1;
+    size_t n = x->en->klen < y->en->klen ? x->en->klen : y->en->klen;
+    int c = memcmp(x->en->kv, y->en->kv, n);
+    if (c != 0)
+        return c;
+    return (x->en->klen > y->en->klen) - (x->en->klen < y->en->klen);
+}
+
+/* After the commit's leveldb_write: ok, every key it wrote updates its
+ * cache slot; failed, the cache forgets everything. */
+static void rcache_txn_written(struct store_txn *t, bool ok)
+{
+    struct store_cache *c = t->s->rcache;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; ok && i < t->n_entries; i++) {
+        const struct txn_entry *en = &t->entries[i];
+        rcache_note_locked(c, en->hash, en->kv, en->klen,
+                           en->deleted ? NULL : en->kv + en->klen, en->vlen);
+    }
+    if (!ok)
+        rcache_clear_locked(c);
+    c->gen++;
+    pthread_mutex_unlock(&c->mu);
 }
 
 int store_txn_commit(struct store_txn *t, bool sync)
 {
     int rv = LG_ENOMEM;
-    if (!t->failed) {
+    struct txn_order *order =
+        t->failed ? NULL : malloc((t->n_entries + 1) * sizeof(*order));
+    if (order != NULL) {
+        /* Each key is in the txn once, so the batch's order does not change
+         * what it writes; in key order, each memtable insert walks the
+         * skiplist nodes the previous one just brought into the cache. */
+        for (size_t i = 0; i < t->n_entries; i++) {
+            order[i].en = &t->entries[i];
+            order[i].head = txn_key_head(t->entries[i].kv, t->entries[i].klen);
+        }
+        qsort(order, t->n_entries, sizeof(*order), txn_order_cmp);
         leveldb_writebatch_t *wb = leveldb_writebatch_create();
         for (size_t i = 0; i < t->n_entries; i++) {
-            const struct txn_entry *en = &t->entries[i];
-            if (en->val != NULL)
-                leveldb_writebatch_put(wb, (const char *)en->key, en->klen,
-                                       (const char *)en->val, en->vlen);
+            const struct txn_entry *en = order[i].en;
+            if (!en->deleted)
+                leveldb_writebatch_put(wb, (const char *)en->kv, en->klen,
+                                       (const char *)en->kv + en->klen,
+                                       en->vlen);
             else
-                leveldb_writebatch_delete(wb, (const char *)en->key, en->klen);
+                leveldb_writebatch_delete(wb, (const char *)en->kv, en->klen);
         }
         char *lerr = NULL;
         leveldb_write(t->s->db, sync ? t->s->wopts_sync : t->s->wopts_async, wb,
                       &lerr);
+        rcache_txn_written(t, lerr == NULL);
         leveldb_writebatch_destroy(wb);
         rv = store_err(lerr, "txn-commit");
     }
+    free(order);
     store_txn_abort(t);
     return rv;
 }
@@ -455,10 +816,8 @@ void store_txn_abort(struct store_txn *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n_entries; i++) {
-        free(t->entries[i].key);
-        free(t->entries[i].val);
-    }
+    for (size_t i = 0; i < t->n_entries; i++)
+        free(t->entries[i].kv);
     free(t->entries);
     free(t->slots);
     free(t);

@@ -76,6 +76,16 @@ size_t store_key_u64(unsigned char *out, const char *prefix, uint64_t v);
 uint64_t store_get_be64(const unsigned char *p);
 void store_put_be64(unsigned char *p, uint64_t v);
 
+/* Reads go through a bounded cache of committed state that every write
+ * through this store keeps current (store.c); it changes no result.
+ * store_cache_set turns it off (and empties it) or back on: for tests that
+ * compare state with and without it. Counters since open, for tests. */
+struct store_cache_stats {
+    uint64_t hits, misses;
+};
+void store_cache_set(struct store *s, bool on);
+void store_cache_stats(struct store *s, struct store_cache_stats *out);
+
 /* leveldb_repair_db, for the operator's --repair. */
 int store_repair(const char *dir, char *err, size_t err_len) LG_MUST_CHECK;
 

@@ -594,6 +594,81 @@ static void test_ledger_receipt_verifies_offline(void **state)
 /* Fetches a fresh receipt, applies one tampering, expects `reason`. */
 typedef void (*tamper_fn)(struct fx *f, Tc__Receipt *r);
 
+/* Block proofs come from the block's tree held in memory: every receipt
+ * of blocks of many sizes (odd ones leave incomplete subtrees) verifies. */
+static void test_ledger_receipts_for_many_block_sizes(void **state)
+{
+    struct fx *f = *state;
+    static const uint32_t sizes[] = {1, 2, 3, 5, 7, 8, 9, 13, 17};
+    uint8_t hash[32], ids[17][32];
+    struct verify_receipt_info info;
+    char why[256];
+
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        apply_block(f, sizes[s], hash, ids);
+        certify(f, s + 1, hash);
+        for (uint32_t i = 0; i < sizes[s]; i++) {
+            Tc__Receipt *r = NULL;
+            assert_int_equal(ledger_receipt(f->l, ids[i], &r), LG_OK);
+            if (!verify_receipt(f->g, r, &info, why, sizeof(why)))
+                fail_msg("size %u tx %u: %s", sizes[s], i, why);
+            assert_int_equal(info.block_index, i);
+            tc__receipt__free_unpacked(r, NULL);
+        }
+    }
+}
+
+/* Receipts of one block share its cached tree: every receipt of
+ * two interleaved blocks verifies and places its tx, and asking again
+ * after a reopen (nothing cached) gives the same bytes. */
+static void test_ledger_receipts_of_a_block_all_verify(void **state)
+{
+    struct fx *f = *state;
+    uint8_t hash[32], ids[2][5][32];
+    uint8_t *first[2][5];
+    size_t first_len[2][5];
+    struct verify_receipt_info info;
+    char why[256];
+
+    for (int b = 0; b < 2; b++) {
+        apply_block(f, 5, hash, ids[b]);
+        certify(f, (uint64_t)b + 1, hash);
+    }
+    for (int i = 0; i < 5; i++) {
+        for (int b = 0; b < 2; b++) {
+            Tc__Receipt *r = NULL;
+            assert_int_equal(ledger_receipt(f->l, ids[b][i], &r), LG_OK);
+            if (!verify_receipt(f->g, r, &info, why, sizeof(why)))
+                fail_msg("verify_receipt: %s", why);
+            assert_int_equal(info.height, b + 1);
+            assert_int_equal(info.block_index, i);
+            assert_memory_equal(info.tx_id, ids[b][i], 32);
+            first_len[b][i] = tc__receipt__get_packed_size(r);
+            first[b][i] = malloc(first_len[b][i]);
+            assert_non_null(first[b][i]);
+            tc__receipt__pack(r, first[b][i]);
+            tc__receipt__free_unpacked(r, NULL);
+        }
+    }
+    ledger_close(f->l);
+    open_all_ledger(f);
+    for (int b = 1; b >= 0; b--) {
+        for (int i = 4; i >= 0; i--) {
+            Tc__Receipt *r = NULL;
+            assert_int_equal(ledger_receipt(f->l, ids[b][i], &r), LG_OK);
+            size_t len = tc__receipt__get_packed_size(r);
+            uint8_t *bytes = malloc(len);
+            assert_non_null(bytes);
+            tc__receipt__pack(r, bytes);
+            assert_int_equal(len, first_len[b][i]);
+            assert_memory_equal(bytes, first[b][i], len);
+            free(bytes);
+            free(first[b][i]);
+            tc__receipt__free_unpacked(r, NULL);
+        }
+    }
+}
+
 static void expect_refused(struct fx *f, const uint8_t id[32], tamper_fn t,
                            const char *reason)
 {
@@ -1342,6 +1417,53 @@ static void test_ledger_rebuild_reproduces_replica_changes(void **state)
     expect_epochs(f);
 }
 
+/* The store's read cache changes nothing: the same blocks (repeats within
+ * and across blocks, replica-set changes) on a store without it give the
+ * same block hashes and byte-identical stores. */
+static void test_ledger_cache_off_gives_identical_state(void **state)
+{
+    struct fx *f = *state, *p = fx_peer(f);
+    struct epoch_keys ek;
+    struct store_cache_stats st;
+    uint8_t ha[32], hb[32], da[8][32], db[8][32];
+
+    free(p->leaves);
+    p->leaves = calloc(LEAVES_MAX, sizeof(*p->leaves));
+    assert_non_null(p->leaves);
+    store_cache_set(p->store, false);
+    epoch_keys_init(f, &ek);
+    for (int h = 0; h < 8; h++) {
+        uint8_t *txs[6];
+        size_t lens[6];
+        uint32_t n = 0;
+
+        if (h == 3 || h == 6) {
+            txs[n] = replica_add_tx(f, &ek, &lens[n]);
+            n++;
+        }
+        for (int i = 0; i < 3; i++, n++)
+            txs[n] = tx_make(f, &lens[n]);
+        txs[n] = txs[0]; /* a repeat within the block */
+        lens[n] = lens[0];
+        apply_txs(f, txs, lens, n + 1, ha);
+        apply_txs(p, txs, lens, n + 1, hb);
+        assert_memory_equal(ha, hb, 32);
+        apply_txs(f, txs, lens, 2, ha); /* repeats of committed txs */
+        apply_txs(p, txs, lens, 2, hb);
+        assert_memory_equal(ha, hb, 32);
+        for (uint32_t i = 0; i < n; i++)
+            free(txs[i]);
+    }
+    dump_all(f->store, da);
+    dump_all(p->store, db);
+    assert_memory_equal(da, db, sizeof(da));
+    store_cache_stats(f->store, &st);
+    assert_true(st.hits > 0);
+    store_cache_stats(p->store, &st);
+    assert_int_equal(st.hits, 0);
+    fx_free(p);
+}
+
 static uint64_t dir_bytes(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -1441,10 +1563,16 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_entry_reads_tx_in_place,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_receipts_of_a_block_all_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_receipts_for_many_block_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_receipt_verifies_offline,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_ledger_tampered_receipts_fail_with_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_cache_off_gives_identical_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_put_cert_detects_divergence,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

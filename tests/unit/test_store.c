@@ -265,6 +265,240 @@ static void test_store_txn_many_keys(void **state)
     assert_int_equal(n, 2500);
 }
 
+/* ---- the read cache ------------------------------------------------------ */
+
+static uint64_t cache_hits(struct store *s)
+{
+    struct store_cache_stats st;
+    store_cache_stats(s, &st);
+    return st.hits;
+}
+
+static void test_store_cache_serves_repeated_reads(void **state)
+{
+    struct fixture *f = *state;
+    put(f->s, "r/n/a", "1");
+    uint64_t h0 = cache_hits(f->s);
+    expect(f->s, "r/n/a", "1"); /* fills */
+    expect(f->s, "r/n/a", "1");
+    expect(f->s, "r/none", NULL); /* absence is cached too */
+    expect(f->s, "r/none", NULL);
+    assert_int_equal(cache_hits(f->s), h0 + 2);
+    /* Through a txn, a key it has not written is read the same way. */
+    struct store_txn *t = store_txn_new(f->s);
+    unsigned char *val;
+    size_t vlen;
+    assert_int_equal(store_txn_get(t, "r/n/a", 5, &val, &vlen), LG_OK);
+    assert_int_equal(vlen, 1);
+    assert_int_equal(val[0], '1');
+    assert_int_equal(val[1], '\0'); /* NUL-terminated like LevelDB reads */
+    free(val);
+    assert_int_equal(cache_hits(f->s), h0 + 3);
+    store_txn_abort(t);
+}
+
+static void test_store_cache_follows_txn_commit(void **state)
+{
+    struct fixture *f = *state;
+    put(f->s, "r/n/a", "1");
+    put(f->s, "r/n/b", "doomed");
+    expect(f->s, "r/n/a", "1");
+    expect(f->s, "r/n/b", "doomed");
+    expect(f->s, "r/n/c", NULL);
+    struct store_txn *t = store_txn_new(f->s);
+    store_txn_put(t, "r/n/a", 5, "22", 2);
+    store_txn_delete(t, "r/n/b", 5);
+    store_txn_put(t, "r/n/c", 5, "new", 3);
+    /* Until the commit, readers of the store see the committed values. */
+    expect(f->s, "r/n/a", "1");
+    expect(f->s, "r/n/b", "doomed");
+    expect(f->s, "r/n/c", NULL);
+    assert_int_equal(store_txn_commit(t, false), LG_OK);
+    uint64_t h0 = cache_hits(f->s);
+    expect(f->s, "r/n/a", "22"); /* updated in place */
+    expect(f->s, "r/n/b", NULL);
+    expect(f->s, "r/n/c", "new");
+    assert_true(cache_hits(f->s) >= h0 + 2);
+    expect(f->s, "r/n/c", "new");
+}
+
+static void test_store_cache_unchanged_by_abort(void **state)
+{
+    struct fixture *f = *state;
+    put(f->s, "r/n/a", "1");
+    expect(f->s, "r/n/a", "1");
+    expect(f->s, "r/n/z", NULL);
+    struct store_txn *t = store_txn_new(f->s);
+    store_txn_put(t, "r/n/a", 5, "2", 1);
+    store_txn_put(t, "r/n/z", 5, "3", 1);
+    unsigned char *val;
+    size_t vlen;
+    assert_int_equal(store_txn_get(t, "r/n/a", 5, &val, &vlen), LG_OK);
+    assert_int_equal(val[0], '2');
+    free(val);
+    store_txn_abort(t);
+    uint64_t h0 = cache_hits(f->s);
+    expect(f->s, "r/n/a", "1");
+    expect(f->s, "r/n/z", NULL);
+    assert_int_equal(cache_hits(f->s), h0 + 2);
+    /* A new txn reads the committed values again. */
+    t = store_txn_new(f->s);
+    assert_int_equal(store_txn_get(t, "r/n/a", 5, &val, &vlen), LG_OK);
+    assert_int_equal(val[0], '1');
+    free(val);
+    assert_int_equal(store_txn_get(t, "r/n/z", 5, &val, &vlen), LG_ENOTFOUND);
+    store_txn_abort(t);
+}
+
+static void test_store_cache_follows_batch_writes(void **state)
+{
+    struct fixture *f = *state;
+    put(f->s, "p/a", "1");
+    expect(f->s, "p/a", "1");
+    expect(f->s, "p/b", NULL);
+    struct store_batch *b = store_batch_new();
+    store_batch_delete(b, "p/a", 3);
+    store_batch_put(b, "p/b", 3, "2", 1);
+    assert_int_equal(store_write(f->s, b, false), LG_OK);
+    store_batch_free(b);
+    expect(f->s, "p/a", NULL);
+    expect(f->s, "p/b", "2");
+    put(f->s, "p/b", "3");
+    expect(f->s, "p/b", "3");
+}
+
+static void test_store_cache_large_values(void **state)
+{
+    struct fixture *f = *state;
+    char big[2000], small[] = "s";
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    /* Too large to cache, then small (cached), then large again: each read
+     * gives what was written last. */
+    put(f->s, "b/1", big);
+    expect(f->s, "b/1", big);
+    expect(f->s, "b/1", big);
+    put(f->s, "b/1", small);
+    expect(f->s, "b/1", small);
+    expect(f->s, "b/1", small);
+    struct store_txn *t = store_txn_new(f->s);
+    store_txn_put(t, "b/1", 3, big, strlen(big));
+    assert_int_equal(store_txn_commit(t, false), LG_OK);
+    expect(f->s, "b/1", big);
+    /* Keys too long to cache are still read and written. */
+    char key[300];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    put(f->s, key, "1");
+    expect(f->s, key, "1");
+    put(f->s, key, "2");
+    expect(f->s, key, "2");
+}
+
+/* A seeded random mix of txn puts, deletes, commits, aborts, batch writes
+ * and reads on two stores, one with the cache off: every read agrees with
+ * a model of the committed state, and so does every key at the end. */
+#define MIX_KEYS 40
+
+static void mix_read(struct store *s, struct store_txn *t, const char *k,
+                     const char *want)
+{
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    int rv = t != NULL ? store_txn_get(t, k, strlen(k), &val, &vlen)
+                       : store_get(s, k, strlen(k), &val, &vlen);
+    if (want == NULL) {
+        assert_int_equal(rv, LG_ENOTFOUND);
+        return;
+    }
+    assert_int_equal(rv, LG_OK);
+    assert_int_equal(vlen, strlen(want));
+    assert_memory_equal(val, want, vlen);
+    free(val);
+}
+
+static void test_store_cache_on_off_same_results(void **state)
+{
+    struct fixture *f = *state, g;
+    char err[256];
+    snprintf(g.dir, sizeof(g.dir), "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(g.dir));
+    assert_int_equal(store_open(g.dir, true, &g.s, err, sizeof(err)), LG_OK);
+    store_cache_set(g.s, false);
+    struct store *ss[2] = {f->s, g.s};
+    static char committed[MIX_KEYS][32], pending[MIX_KEYS][32];
+    bool has[MIX_KEYS] = {false}, phas[MIX_KEYS];
+    uint32_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        struct store_txn *t[2] = {store_txn_new(ss[0]), store_txn_new(ss[1])};
+        memcpy(pending, committed, sizeof(pending));
+        memcpy(phas, has, sizeof(phas));
+        for (int op = 0; op < 20; op++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = (seed >> 8) % 100, i = (seed >> 16) % MIX_KEYS;
+            char k[16];
+            snprintf(k, sizeof(k), "r/k%u", i);
+            for (int w = 0; w < 2; w++) {
+                if (r < 40) {
+                    mix_read(ss[w], t[w], k, phas[i] ? pending[i] : NULL);
+                    mix_read(ss[w], NULL, k, has[i] ? committed[i] : NULL);
+                } else if (r < 75) {
+                    char v[32];
+                    snprintf(v, sizeof(v), "v%d.%d", round, op);
+                    store_txn_put(t[w], k, strlen(k), v, strlen(v));
+                    if (w == 1) {
+                        snprintf(pending[i], sizeof(pending[i]), "%s", v);
+                        phas[i] = true;
+                    }
+                } else {
+                    store_txn_delete(t[w], k, strlen(k));
+                    if (w == 1)
+                        phas[i] = false;
+                }
+            }
+        }
+        seed = seed * 1103515245u + 12345u;
+        unsigned end = (seed >> 8) % 10;
+        for (int w = 0; w < 2; w++) {
+            if (end < 3) {
+                store_txn_abort(t[w]);
+            } else {
+                assert_int_equal(store_txn_commit(t[w], false), LG_OK);
+            }
+        }
+        if (end >= 3) {
+            memcpy(committed, pending, sizeof(committed));
+            memcpy(has, phas, sizeof(has));
+        }
+        if (end == 9) { /* a batch write beside the txns */
+            unsigned i = (seed >> 16) % MIX_KEYS;
+            char k[16];
+            snprintf(k, sizeof(k), "r/k%u", i);
+            for (int w = 0; w < 2; w++) {
+                struct store_batch *b = store_batch_new();
+                if (has[i])
+                    store_batch_delete(b, k, strlen(k));
+                else
+                    store_batch_put(b, k, strlen(k), "batch", 5);
+                assert_int_equal(store_write(ss[w], b, false), LG_OK);
+                store_batch_free(b);
+            }
+            snprintf(committed[i], sizeof(committed[i]), "batch");
+            has[i] = !has[i];
+        }
+    }
+    for (unsigned i = 0; i < MIX_KEYS; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "r/k%u", i);
+        for (int w = 0; w < 2; w++)
+            mix_read(ss[w], NULL, k, has[i] ? committed[i] : NULL);
+    }
+    assert_true(cache_hits(f->s) > 0);
+    assert_int_equal(cache_hits(g.s), 0);
+    store_close(g.s);
+    nftw(g.dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_store_reopen_and_repair(void **state)
 {
     struct fixture *f = *state;
@@ -313,6 +547,18 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_txn_many_keys, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_serves_repeated_reads,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_follows_txn_commit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_unchanged_by_abort,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_follows_batch_writes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_large_values, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_cache_on_off_same_results,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_reopen_and_repair, setup,
                                         teardown),
         cmocka_unit_test(test_store_be64_helpers),
