@@ -59,6 +59,7 @@ struct ledger {
      * of the block proves against the same trees. */
     struct mem_tree cache_tx_tree;
     struct mem_tree cache_res_tree;
+    bool defer_sync; /* ledger_set_deferred_sync */
 };
 
 /* A block built inside an open txn, not yet committed. */
@@ -1240,7 +1241,12 @@ int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
     if (rv != LG_OK)
         return rv;
     memcpy(block_hash, bt.hash, 32);
-    return ledger_commit(l, &bt, ex->seq, true);
+    return ledger_commit(l, &bt, ex->seq, !l->defer_sync);
+}
+
+void ledger_set_deferred_sync(struct ledger *l, bool on)
+{
+    l->defer_sync = on;
 }
 
 /* ---- certificates ------------------------------------------------------- */
@@ -1297,7 +1303,7 @@ int ledger_put_cert(struct ledger *l, const struct pbft_checkpoint_cert *cert)
         return seterr(l, LG_ENOMEM, "out of memory");
     }
     cert_put(l, b, NULL, cert->seq, bytes, len);
-    rv = store_write(l->store, b, true);
+    rv = store_write(l->store, b, !l->defer_sync);
     store_batch_free(b);
     free(bytes);
     if (rv != LG_OK)

@@ -35,8 +35,9 @@
  *   proofs read O(log n) stored nodes.
  *
  * Durability: ledger_apply, ledger_apply_certified and ledger_put_cert
- * return 0 only once their single synced write is durable. A failed call
- * changes neither the store nor the in-memory tip.
+ * return 0 only once their single synced write is durable (but see
+ * ledger_set_deferred_sync). A failed call changes neither the store nor
+ * the in-memory tip.
  *
  * Threads: a ledger is not thread-safe; the daemon's loop owns it.
  * Errors: LG_* codes; after a failure ledger_errmsg() holds a sentence.
@@ -111,6 +112,14 @@ void ledger_tip(const struct ledger *l, struct ledger_tip *out);
  * as PBFT_EV_EXECUTED).
  * LG_EINVAL when ex->seq is not tip + 1 (a driver bug) or there is no
  * registry; LG_EIO / LG_ENOMEM otherwise. On failure nothing changed. */
+/* With on, ledger_apply and ledger_put_cert write without syncing, for a
+ * caller that makes them durable itself before anything depending on them
+ * leaves the process: its next synced store write syncs LevelDB's log, and
+ * with it every earlier write, in order (the daemon syncs once per loop
+ * turn, before it sends). A crash of the machine before that loses a tail
+ * of whole blocks, never part of one; the node fetches them again. Off by
+ * default. */
+void ledger_set_deferred_sync(struct ledger *l, bool on);
 int ledger_apply(struct ledger *l, const struct pbft_execute *ex,
                  uint8_t block_hash[32]) LG_MUST_CHECK;
 

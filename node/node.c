@@ -342,7 +342,7 @@ static int node_execute(struct node *n, const struct pbft_execute *ex)
     } else {
         rv = ledger_apply(n->ledger, ex, hash);
         if (rv == LG_OK)
-            n->unsynced = false; /* its synced write covered our records */
+            n->unsynced = true; /* deferred: node_flush syncs the block */
     }
     if (rv != LG_OK) {
         lg_log(LG_ERROR, "execute_failed", "seq=%llu err=\"%s\" why=\"%s\"",
@@ -381,7 +381,7 @@ static int node_certified(struct node *n, const struct pbft_checkpoint_cert *c)
 {
     int rv = ledger_put_cert(n->ledger, c);
     if (rv == LG_OK)
-        n->unsynced = false;
+        n->unsynced = true; /* deferred, as blocks */
     if (rv == LG_ECORRUPT) {
         lg_log(LG_ERROR, "diverged", "height=%llu why=\"%s\"",
                (unsigned long long)c->seq, ledger_errmsg(n->ledger));
@@ -744,6 +744,10 @@ static int node_open_data(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "cannot open the ledger in %s: %s", c->data_dir,
                  why);
     }
+    /* Blocks and certificates become durable with the loop turn's one
+     * synced write (node_flush), before any vote or frame leaves. */
+    if (rv == LG_OK)
+        ledger_set_deferred_sync(n->ledger, true);
     /* LevelDB's repair keeps what it can read and drops the rest: the
      * ledger must still be whole, or the node must not serve it. */
     if (rv == LG_OK && c->repair &&

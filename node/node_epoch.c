@@ -520,7 +520,7 @@ static bool old_ready(struct node *n, struct node_old_core *o,
         if (ledger_get_cert(n->ledger, o->stop, &have) == LG_OK) {
             tc__certificate__free_unpacked(have, NULL);
         } else if (ledger_put_cert(n->ledger, &r->certified[i]) == LG_OK) {
-            n->unsynced = false;
+            n->unsynced = true; /* deferred: node_flush syncs it */
             node_waiters_certified(n);
         }
         done = true;

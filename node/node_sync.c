@@ -245,7 +245,7 @@ static void certs_repair_one(struct node *n, uint64_t h,
               cert_valid_at(n, h, pc, hash) &&
               codec_cert_from_proto(pc, PBFT_MAX_REPLICAS, &cert) == LG_OK;
     if (ok && ledger_put_cert(n->ledger, cert) == LG_OK) {
-        n->unsynced = false;
+        n->unsynced = true; /* deferred: node_flush syncs it */
         lg_log(LG_INFO, "certificate_repaired", "height=%llu",
                (unsigned long long)h);
     } else {
