@@ -10,9 +10,9 @@
 #
 # Environment:
 #   NODES=4              replicas (4..32)
-#   BENCH_LEVELS=16,32,60 client counts of the saturation phase (the
-#                        overload runs 4x the peak's, at most 243 clients:
-#                        a genesis holds at most 256 members)
+#   BENCH_LEVELS=16,32,64,128 client counts of the saturation phase (the
+#                        overload runs 4x the peak's, at most 755 clients:
+#                        a genesis holds at most 768 members)
 #   BENCH_SECONDS=15     measured seconds per phase (plus 1 s ramp)
 #   BENCH_OVERLOAD=4     overload = the peak's clients times this
 #   BENCH_LARGE=1        also grow the ledger to BENCH_LARGE_TXS (1000000)
@@ -28,7 +28,7 @@ cd "$ROOT" || exit 1
 BIN=${BUILD:-build}/bin
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 NODES=${NODES:-4}
-LEVELS=${BENCH_LEVELS:-16,32,60}
+LEVELS=${BENCH_LEVELS:-16,32,64,128}
 SECS=${BENCH_SECONDS:-15}
 OVER=${BENCH_OVERLOAD:-4}
 LARGE=${BENCH_LARGE:-0}
@@ -39,9 +39,9 @@ for b in trialchain trialchain-node bench_load bench_bound; do
 done
 
 # Bench sites: enough for the overload phase, within the genesis limit of
-# 256 members (5 demo members and 8 bench sponsors besides).
+# 768 members (5 demo members and 8 bench sponsors besides).
 max_level=$(echo "$LEVELS" | tr ',' '\n' | sort -n | tail -1)
-SITES=$(awk -v m="$max_level" -v f="$OVER" 'BEGIN { s = int(m * f + 0.5); if (s > 243) s = 243; print s }')
+SITES=$(awk -v m="$max_level" -v f="$OVER" 'BEGIN { s = int(m * f + 0.5); if (s > 755) s = 755; print s }')
 
 # A base port whose peer, client and HTTP ports are all free now.
 free_base() {

@@ -8,7 +8,7 @@
  *       the genesis into every node home. Every concurrent client needs its
  *       own signer: PBFT orders one outstanding request per client and the
  *       registry wants nonces strictly increasing per signer.
- *   bench_load run DIR [--levels 16,32,60] [--seconds 15] [--overload 4]
+ *   bench_load run DIR [--levels 16,32,64,128] [--seconds 15] [--overload 4]
  *                      [--bound PATH] [--grow-to N] [--grow-seconds S]
  *       Registers a main trial (sponsor), approves it (ethics), authorizes
  *       the bench sites, then: warm-up; this machine's signature bound
@@ -1568,7 +1568,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: bench_load prepare DIR [--sites K] [--sponsors S]\n"
-            "       bench_load run DIR [--levels 16,32,60] [--seconds S] "
+            "       bench_load run DIR [--levels 16,32,64,128] [--seconds S] "
             "[--overload F] [--bound PATH] [--grow-to N] [--grow-seconds S]\n"
             "       bench_load selftest [--txs N]\n");
     return 2;
@@ -1612,7 +1612,7 @@ int main(int argc, char **argv)
                              .overload = 4,
                              .bound_bin = "build/bin/bench_bound",
                              .grow_secs = 3600};
-        if (parse_levels("16,32,60", o.levels, &o.n_levels) != 0)
+        if (parse_levels("16,32,64,128", o.levels, &o.n_levels) != 0)
             return 1;
         for (int i = 3; i + 1 < argc; i += 2) {
             if (!strcmp(argv[i], "--levels")) {
