@@ -125,7 +125,12 @@ shrink() {
     deadline=$((SECONDS + 60))
     while kill -0 "${PIDS[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.3; done
     if kill -0 "${PIDS[$i]}" 2>/dev/null; then
-        fail "gov_grow_node${i}_stops_when_removed" "still running 60 s after its removal"
+        # what it was doing, for whoever reads the failure
+        local st
+        st=$("$TC" --node "$(client_url "$i")" --timeout 2000 --json status 2>/dev/null |
+            jq -c '{height, n_replicas, ready, view}' 2>/dev/null)
+        fail "gov_grow_node${i}_stops_when_removed" "still running 60 s after its removal;
+ status: ${st:-none}; log: $(grep -v ' debug ' "$NET/node$i/node.log" | tail -8)"
         return 1
     fi
     wait "${PIDS[$i]}"
