@@ -9,8 +9,10 @@ cd "$(dirname "$0")/../.."
 BIN=${TRIALCHAIN_BIN:-build/bin}
 BIN=$(cd "$BIN" && pwd)
 export TRIALCHAIN_BIN=$BIN TESTNET_WAIT_S=60
-T=$(mktemp -d /tmp/tc-badinput-XXXXXX)
-BASE=$((21000 + (RANDOM % 300) * 100))
+TMP=$(mktemp -d /tmp/tc-badinput-XXXXXX)
+NET=$TMP/net
+T=$NET
+TC="$BIN/trialchain"
 failures=0
 
 cleanup() {
@@ -18,7 +20,7 @@ cleanup() {
         [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
     done
     wait 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+    [ -n "${KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -35,10 +37,10 @@ metric() { # metric NODE NAME-WITH-LABELS
         grep -F "$2 " | grep -v "^#" | awk '{print $2}' | head -1
 }
 
-tc testnet init "$T" --nodes 4 --base-port "$BASE" >/dev/null ||
-    { result fail init; exit 1; }
-scripts/testnet.sh start "$T" >"$T/start.log" 2>&1 ||
-    { result fail start "$(tail -3 "$T/start.log")"; exit 1; }
+# Ports below the kernel's ephemeral range, checked free first (a client
+# connection's local port once took a node's peer port here).
+. tests/integration/lib/testnet.sh
+testnet_up node_badinput 4 0 21000
 
 # The poke prints its own TEST-RESULT lines (badinput/...).
 tc testnet poke "$T" --replica 1 || failures=$((failures + 1))

@@ -10,7 +10,9 @@ BIN=${TRIALCHAIN_BIN:-build/bin}
 BIN=$(cd "$BIN" && pwd)
 export TRIALCHAIN_BIN=$BIN TESTNET_WAIT_S=60
 T=$(mktemp -d /tmp/tc-cluster-XXXXXX)
-BASE=$((21000 + (RANDOM % 300) * 100))
+# below the kernel's ephemeral ports (32768..), which a client connection
+# could take before a node binds
+BASE=$((21000 + (RANDOM % 110) * 100))
 LOADS=()
 failures=0
 

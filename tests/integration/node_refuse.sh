@@ -8,7 +8,9 @@ cd "$(dirname "$0")/../.."
 BIN=${TRIALCHAIN_BIN:-build/bin}
 BIN=$(cd "$BIN" && pwd)
 T=$(mktemp -d /tmp/tc-refuse-XXXXXX)
-BASE=$((21000 + (RANDOM % 300) * 100))
+# below the kernel's ephemeral ports (32768..), which a client connection
+# could take before a node binds
+BASE=$((21000 + (RANDOM % 110) * 100))
 PID=
 failures=0
 
