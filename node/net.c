@@ -57,6 +57,22 @@ struct net {
 /* ---- frames ---------------------------------------------------------------
  */
 
+/* Frame headers (the sender) and bundle parts (their length) are 32-bit
+ * big-endian. */
+static void be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t be32_get(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
 int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
                  uint8_t key[32])
 {
@@ -74,10 +90,7 @@ int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
 void net_frame_seal(const uint8_t key[32], uint32_t sender, const uint8_t *pt,
                     size_t len, uint8_t *out)
 {
-    out[0] = (uint8_t)(sender >> 24);
-    out[1] = (uint8_t)(sender >> 16);
-    out[2] = (uint8_t)(sender >> 8);
-    out[3] = (uint8_t)sender;
+    be32_put(out, sender);
     randombytes_buf(out + 4, crypto_box_NONCEBYTES);
     crypto_box_easy_afternm(out + NET_HDR_BYTES, pt, len, out + 4, key);
 }
@@ -86,8 +99,7 @@ int net_frame_sender(const uint8_t *frame, size_t len, uint32_t *sender)
 {
     if (len < NET_OVERHEAD)
         return LG_EBADMSG;
-    *sender = ((uint32_t)frame[0] << 24) | ((uint32_t)frame[1] << 16) |
-              ((uint32_t)frame[2] << 8) | (uint32_t)frame[3];
+    *sender = be32_get(frame);
     return LG_OK;
 }
 
@@ -104,16 +116,7 @@ int net_frame_open(const uint8_t key[32], const uint8_t *frame, size_t len,
 
 void net_part_header(uint8_t hdr[NET_PART_HDR], size_t len)
 {
-    hdr[0] = (uint8_t)(len >> 24);
-    hdr[1] = (uint8_t)(len >> 16);
-    hdr[2] = (uint8_t)(len >> 8);
-    hdr[3] = (uint8_t)len;
-}
-
-static size_t net_part_len(const uint8_t *hdr)
-{
-    return ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
-           ((size_t)hdr[2] << 8) | (size_t)hdr[3];
+    be32_put(hdr, (uint32_t)len); /* within the 32-bit receive limit */
 }
 
 int net_bundle_check(const uint8_t *pt, size_t len, size_t *parts)
@@ -122,7 +125,7 @@ int net_bundle_check(const uint8_t *pt, size_t len, size_t *parts)
     while (pos < len) {
         if (len - pos < NET_PART_HDR)
             return LG_EBADMSG;
-        size_t plen = net_part_len(pt + pos);
+        size_t plen = be32_get(pt + pos);
         pos += NET_PART_HDR;
         if (plen == 0 || plen > len - pos)
             return LG_EBADMSG;
@@ -229,7 +232,7 @@ static void net_handle_frame(struct net *n, const uint8_t *frame, size_t len)
      * took the frame's token): bundling must not let a peer exceed its
      * rate. */
     for (size_t pos = 0; pos < pt_len;) {
-        size_t plen = net_part_len(pt + pos);
+        size_t plen = be32_get(pt + pos);
         bool ok = pos == 0 || net_bucket_take(n, p);
         pos += NET_PART_HDR;
         uint8_t *part = ok ? malloc(plen) : NULL;
