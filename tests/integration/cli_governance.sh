@@ -40,8 +40,6 @@ K=$NET/keys G=$NET/genesis.json
 CT=$SHARED/data/ctgov
 mapfile -t RECS < <(ls "$CT"/*.json | sort)
 
-pass() { echo "TEST-RESULT: pass $1"; }
-fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
 # expect NAME CODE CMD...: runs CMD (bounded); stdout in $TMP/out
 expect() {
     local name=$1 want=$2 rc

@@ -30,8 +30,6 @@ export TRIALCHAIN_NODE=tcp://127.0.0.1:$((BASE + 1))
 export TRIALCHAIN_TIMEOUT_MS=20000
 K=$NET/keys G=$NET/genesis.json
 
-pass() { echo "TEST-RESULT: pass $1"; }
-fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
 # expect NAME CODE CMD...: runs CMD (bounded); stdout in $TMP/out
 expect() {
     local name=$1 want=$2 rc

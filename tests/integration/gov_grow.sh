@@ -34,8 +34,6 @@ cleanup() {
     if [ -n "${GOV_GROW_KEEP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
-pass() { echo "TEST-RESULT: pass $1"; }
-fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
 # seven homes (4 + 3 spares) below the kernel's ephemeral ports (32768..),
 # which a client connection could take before a spare node binds
 . tests/integration/lib/testnet.sh

@@ -23,8 +23,6 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-pass() { echo "TEST-RESULT: pass $1"; }
-fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
 
 . tests/integration/lib/testnet.sh
 testnet_up gov_move 4 1 20000

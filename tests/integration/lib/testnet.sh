@@ -12,6 +12,10 @@
 #   "TEST-RESULT: pass TEST_start"; on failure prints the fail line and the
 #   logs, and exits 1.
 
+# pass NAME / fail NAME [WHY]: the result lines scripts/run-tests.sh counts.
+pass() { echo "TEST-RESULT: pass $1"; }
+fail() { echo "TEST-RESULT: fail $1${2:+ ($2)}"; }
+
 # testnet_ports_free BASE HOMES: every port of HOMES homes can be bound.
 testnet_ports_free() {
     python3 - "$1" "$2" <<'PY'
