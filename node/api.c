@@ -154,11 +154,16 @@ static void api_cb(void *arg)
 {
     struct api_call *c = arg;
     int rv = nng_aio_result(c->aio);
+    if (c->state == API_SEND && rv != 0) {
+        /* A failed send leaves the reply with us, a cancelled one too: a
+         * node that answers its waiting clients as it stops closes the API
+         * while replies queue behind one another on a connection. */
+        nng_msg_free(nng_aio_get_msg(c->aio));
+        nng_aio_set_msg(c->aio, NULL);
+    }
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
         return;
     if (c->state == API_SEND) {
-        if (rv != 0)
-            nng_msg_free(nng_aio_get_msg(c->aio));
         c->state = API_RECV;
         nng_ctx_recv(c->ctx, c->aio);
         return;
