@@ -58,6 +58,10 @@ struct slot {
     int32_t pp_batch;
     uint64_t prepare_mask; /* replicas whose PREPARE is stored */
     uint64_t commit_mask;
+    /* Replicas whose vote came after the phase's quorum: neither verified
+     * nor kept (receive_vote); a second one is a retransmission. */
+    uint64_t late_prepare_mask;
+    uint64_t late_commit_mask;
     struct pbft_vote *prepares; /* n, by replica */
     struct pbft_vote *commits;  /* n, by replica */
     bool sent_prepare;

@@ -40,6 +40,7 @@ static void slot_clear_view(struct pbft *p, struct slot *s)
     pool_set(p, &s->pp_batch, NO_BATCH);
     s->has_pp = false;
     s->prepare_mask = s->commit_mask = 0;
+    s->late_prepare_mask = s->late_commit_mask = 0;
     s->sent_prepare = s->sent_commit = false;
     s->prepared = s->committed = false;
 }

@@ -185,6 +185,7 @@ void restore_finish(struct pbft *p)
             s->sent_commit = false;
         s->prepare_mask = s->sent_prepare ? UINT64_C(1) << p->cfg.self : 0;
         s->commit_mask = s->sent_commit ? UINT64_C(1) << p->cfg.self : 0;
+        s->late_prepare_mask = s->late_commit_mask = 0;
         s->prepared = s->has_pp && s->has_pcert && s->pcert_pp.view == p->view;
         if (s->has_pp && s->pp.replica == p->cfg.self &&
             s->seq > p->last_assigned)

@@ -889,6 +889,77 @@ static void test_watermarks_drop_before_verify(void **state)
     cluster_free(c);
 }
 
+static uint64_t vote_verifies(struct cluster *c)
+{
+    uint64_t total = 0;
+
+    for (uint32_t i = 0; i < c->n; i++)
+        total += c->nodes[i].fake.verify_calls;
+    return total;
+}
+
+/* A PREPARE or COMMIT that comes after its phase's quorum changes nothing
+ * and is dropped before any signature check. At n = 4 one batch costs the
+ * replicas 16 PREPARE and COMMIT verifies, not 24: 3 PRE-PREPAREs, 5
+ * PREPAREs (not 9) and 8 COMMITs (not 12). (K = 2 here, so seq 1 has no
+ * checkpoint and stays in the window for the rest.) A second late vote
+ * from the same replica is a retransmission and is answered. */
+static void test_late_votes_not_verified(void **state)
+{
+    struct pbft_config cfg;
+
+    (void)state;
+    cluster_config(&cfg, 4);
+    cfg.checkpoint_interval = 2;
+    cfg.watermark_window = 4;
+    struct cluster *c = cluster_new(4, &cfg);
+    cluster_run(c, 0); /* the start's FETCH exchange */
+    uint64_t before = vote_verifies(c);
+    submit(c, 0, 3, 1);
+    cluster_run(c, 100);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(executed_count(&c->nodes[i], 1), 1);
+    assert_int_equal(vote_verifies(c) - before, 16);
+    /* Node 1 committed seq 1 on its own COMMIT and two others; the third
+     * came late and was dropped unverified. Now each replica's COMMIT
+     * comes again, with a bad signature even, twice: no verify at all.
+     * The late one's copies are its repeats, and the first is answered
+     * with node 1's COMMIT (the second falls in the same retransmission
+     * period); the two held ones are dropped as duplicates. */
+    struct pbft_msg m;
+    struct pbft_event ev = {.type = PBFT_EV_RECEIVE, .now_ms = c->now + 5000};
+    struct pbft_ready rd;
+    uint64_t calls = c->nodes[1].fake.verify_calls;
+    struct pbft_status st = status(c, 1);
+    uint32_t answered = 0;
+
+    for (uint32_t r = 0; r < 4; r++) {
+        if (r == 1)
+            continue;
+        memset(&m, 0, sizeof(m));
+        m.type = PBFT_MSG_COMMIT;
+        m.u.vote.replica = r;
+        m.u.vote.seq = 1;
+        m.u.vote.sig[0] = 0xee;
+        ev.u.receive.from = r;
+        ev.u.receive.msg = &m;
+        for (int copy = 0; copy < 2; copy++) {
+            assert_int_equal(pbft_step(c->nodes[1].p, &ev, &rd), PBFT_ESTALE);
+            for (uint32_t k = 0; k < rd.n_msgs; k++) {
+                if (rd.msgs[k].to != r ||
+                    rd.msgs[k].msg->type != PBFT_MSG_COMMIT)
+                    continue;
+                answered++;
+            }
+            pbft_advance(c->nodes[1].p);
+        }
+    }
+    assert_int_equal(answered, 1);
+    assert_int_equal(c->nodes[1].fake.verify_calls, calls);
+    assert_int_equal(status(c, 1).bad_signatures, st.bad_signatures);
+    cluster_free(c);
+}
+
 static void silent_primary(uint32_t n)
 {
     struct cluster *c = cluster_new(n, NULL);
@@ -1956,6 +2027,7 @@ int main(void)
         cmocka_unit_test(test_preprepare_refusals),
         cmocka_unit_test(test_checkpoint_stable_gc_certified),
         cmocka_unit_test(test_watermarks_drop_before_verify),
+        cmocka_unit_test(test_late_votes_not_verified),
         cmocka_unit_test(test_view_change_silent_primary_n4),
         cmocka_unit_test(test_view_change_silent_primary_n7),
         cmocka_unit_test(test_view_change_carries_prepared),
