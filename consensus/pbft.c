@@ -410,5 +410,6 @@ void pbft_get_status(const struct pbft *p, struct pbft_status *st)
     st->view_changes = p->view_changes;
     st->dropped = p->dropped;
     st->bad_signatures = p->bad_signatures;
+    st->signatures_verified = p->verify_calls;
     st->fetching_state = p->fetching;
 }

@@ -160,6 +160,10 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
     render_metric(b, "trialchain_bad_signatures_total", "counter",
                   "Consensus messages with a bad signature.",
                   m->st.bad_signatures);
+    render_metric(b, "trialchain_vote_verifies_total", "counter",
+                  "Consensus signatures verified by the current replica set's "
+                  "core (votes, and votes in certificates).",
+                  m->st.signatures_verified);
     render_metric(b, "trialchain_request_pool_size", "gauge",
                   "Client requests waiting to be ordered.",
                   m->st.pending_requests);

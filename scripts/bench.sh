@@ -114,6 +114,7 @@ metric_sum() { # NAME: the sum over the nodes of one counter
 }
 frames=$(metric_sum trialchain_peer_frames_out_total)
 verifies=$(metric_sum trialchain_tx_sig_cache_misses_total)
+votes=$(metric_sum trialchain_vote_verifies_total)
 txs=$(metric_sum trialchain_txs_committed_total)
 blocks=$(metric_sum trialchain_commits_total)
 if [ "$txs" -gt 0 ] && [ "$blocks" -gt 0 ]; then
@@ -121,11 +122,14 @@ if [ "$txs" -gt 0 ] && [ "$blocks" -gt 0 ]; then
     # ledger, frames and verifies are over the whole consortium.
     result=$(echo "$result" | jq -c --argjson f "$frames" --argjson v "$verifies" \
         --argjson t "$txs" --argjson b "$blocks" --argjson n "$NODES" \
+        --argjson vv "$votes" \
         '. + {frames_per_tx: ($f * $n / $t * 100 | round / 100),
               tx_verifies_per_tx: ($v * $n / $t * 100 | round / 100),
-              frames_per_block: ($f * $n / $b * 10 | round / 10)}')
+              frames_per_block: ($f * $n / $b * 10 | round / 10),
+              vote_verifies_per_block: ($vv * $n / $b * 10 | round / 10)}')
     echo "bench: whole run: $((frames)) peer frames, $verifies tx signature" \
-        "verifies, $((txs / NODES)) txs in $((blocks / NODES)) blocks" >&2
+        "verifies, $votes vote signature verifies, $((txs / NODES)) txs in" \
+        "$((blocks / NODES)) blocks" >&2
 fi
 
 if [ "$LARGE" = 1 ]; then

@@ -463,6 +463,7 @@ struct pbft_status {
     uint64_t view_changes; /* views entered after the first */
     uint64_t dropped;      /* invalid/out-of-window/duplicate input */
     uint64_t bad_signatures;
+    uint64_t signatures_verified; /* votes and certificates' votes */
     bool fetching_state;
 };
 

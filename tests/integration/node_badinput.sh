@@ -55,6 +55,11 @@ done
 v=$(metric 1 trialchain_bad_signatures_total)
 [ "${v:-0}" -gt 0 ] && result pass counted-bad-signatures "$v" ||
     result fail counted-bad-signatures "${v:-none}"
+# every signature check is counted, the bad ones among them
+w=$(metric 1 trialchain_vote_verifies_total)
+[ "${w:-0}" -ge "${v:-1}" ] && [ "${w:-0}" -gt 0 ] &&
+    result pass counted-vote-verifies "$w" ||
+    result fail counted-vote-verifies "${w:-none} (bad: ${v:-none})"
 grep -q 'peer_frame_dropped' "$T/node1/node.log" &&
     grep -q 'client_request_dropped' "$T/node1/node.log" &&
     grep -q 'tx_refused' "$T/node1/node.log" &&
