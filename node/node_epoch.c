@@ -512,18 +512,28 @@ static bool old_ready(struct node *n, struct node_old_core *o,
 {
     for (uint32_t i = 0; i < r->n_msgs; i++)
         node_send_core(n, &o->set, r->msgs[i].to, r->msgs[i].msg);
-    bool done = false;
+    bool done = false, stored = false;
+    /* Every certificate it makes is kept, not only the boundary's: when a
+     * block and the boundary right after it commit in one turn, the
+     * block's CHECKPOINT votes reach this core after the switch, and no
+     * other core can certify it (a gov_grow run stalled on such a hole). */
     for (uint32_t i = 0; i < r->n_certified; i++) {
-        if (r->certified[i].seq != o->stop)
+        uint64_t seq = r->certified[i].seq;
+        if (seq > o->stop)
             continue;
         Tc__Certificate *have = NULL;
-        if (ledger_get_cert(n->ledger, o->stop, &have) == LG_OK) {
+        if (ledger_get_cert(n->ledger, seq, &have) == LG_OK) {
             tc__certificate__free_unpacked(have, NULL);
         } else if (ledger_put_cert(n->ledger, &r->certified[i]) == LG_OK) {
             n->unsynced = true; /* deferred: node_flush syncs it */
-            node_waiters_certified(n);
+            stored = true;
         }
-        done = true;
+        done |= seq == o->stop;
+    }
+    if (stored) {
+        node_waiters_certified(n);
+        if (n->cert_missing_from != 0)
+            node_certs_scan(n, n->cert_missing_from);
     }
     pbft_advance(o->pbft);
     if (done)

@@ -137,8 +137,8 @@ shrink() {
     rm -f "$NET/node$i/node.pid"
     [ $rc = 0 ] && pass "gov_grow_node${i}_exit_0" ||
         fail "gov_grow_node${i}_exit_0" "exit $rc: $(tail -3 "$NET/node$i/node.log")
- sanitizer: $(grep -E 'ERROR: |leak of| in [a-z_0-9]+ (node|consensus)/' \
-            "$NET/node$i/node.log" | head -12)"
+ sanitizer: $(grep -E -A40 'ERROR: (Leak|Address)Sanitizer' "$NET/node$i/node.log" |
+            grep -E 'leak of|#[0-9]+ ' | grep -v -E '/(asan|lsan)/|libc_start' | head -24)"
     grep -Eq "removed.*height=[0-9]+|removed at height" "$NET/node$i/node.log" &&
         pass "gov_grow_node${i}_logs_removal" ||
         fail "gov_grow_node${i}_logs_removal" "$(tail -3 "$NET/node$i/node.log")"
