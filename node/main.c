@@ -140,10 +140,11 @@ int main(int argc, char **argv)
     pthread_t wd;
     bool watched = pthread_create(&wd, NULL, close_watchdog, &cw) == 0;
     const char *stall = getenv(CLOSE_STALL_ENV);
-    if (stall != NULL && atoi(stall) > 0) {
-        lg_log(LG_WARN, "test_close_stall", "ms=%d", atoi(stall));
-        struct timespec ts = {.tv_sec = atoi(stall) / 1000,
-                              .tv_nsec = (atoi(stall) % 1000) * 1000000L};
+    int stall_ms = stall != NULL ? atoi(stall) : 0;
+    if (stall_ms > 0) {
+        lg_log(LG_WARN, "test_close_stall", "ms=%d", stall_ms);
+        struct timespec ts = {.tv_sec = stall_ms / 1000,
+                              .tv_nsec = (stall_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
     node_close(node);

@@ -16,6 +16,9 @@ mkdir -p "$LOGS"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TRIALCHAIN_BIN=$BIN
+# For the node processes of the integration and web suites only: NNG 1.5.2
+# can strand a reply at a connection's close (see the file).
+NODE_LSAN="suppressions=$PWD/tests/integration/lsan-nng.supp"
 passed=0 failed=0 skipped=0
 failures=()
 
@@ -79,15 +82,14 @@ for suite in $SUITES; do
             run_suite "fuzz/$n" 300 "$r" "tests/fuzz/corpus/$n"
         done ;;
     integration)
-        # NNG 1.5.2 can strand a reply at a connection's close: see the file
-        export LSAN_OPTIONS="suppressions=$PWD/tests/integration/lsan-nng.supp"
+        export LSAN_OPTIONS=$NODE_LSAN
         for s in tests/integration/*.sh; do
             [ -f "$s" ] || continue
             run_suite "integration/$(basename "$s" .sh)" 900 bash "$s"
         done
         unset LSAN_OPTIONS ;;
     web)
-        export LSAN_OPTIONS="suppressions=$PWD/tests/integration/lsan-nng.supp"
+        export LSAN_OPTIONS=$NODE_LSAN
         for s in tests/web/*.sh; do
             [ -f "$s" ] || continue
             run_suite "web/$(basename "$s" .sh)" 300 bash "$s"

@@ -59,17 +59,33 @@ cp "$T/a/node1/node.key" "$T/a/node0/node.key"
 refuses foreign-key "not replica 0's key" "$T/a/node0"
 cp "$T/key0" "$T/a/node0/node.key"
 
+# start_node LOG [VAR=VALUE...] [--OPTION...]: node0 of consortium a, in
+# the background (PID), with that environment and those options; returns
+# once it runs (at most 10 s). stop_node: SIGTERM, then its exit code in rc.
+start_node() {
+    local log=$1 a envs=() opts=()
+    shift
+    for a in "$@"; do
+        case $a in -*) opts+=("$a") ;; *) envs+=("$a") ;; esac
+    done
+    env "${envs[@]}" "$BIN/trialchain-node" --home "$T/a/node0" "${opts[@]}" \
+        >"$log" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 100); do
+        grep -q node_running "$log" && break
+        sleep 0.1
+    done
+}
+stop_node() {
+    kill -TERM "$PID"
+    wait "$PID"
+    rc=$?
+    PID=
+}
+
 # A clean start and stop: JSON logs, exit 0 on SIGTERM.
-"$BIN/trialchain-node" --home "$T/a/node0" --log-format=json >"$T/a0.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-    grep -q node_running "$T/a0.log" && break
-    sleep 0.1
-done
-kill -TERM "$PID"
-wait "$PID"
-rc=$?
-PID=
+start_node "$T/a0.log" --log-format=json
+stop_node
 [ $rc -eq 0 ] && result pass sigterm-exit-0 || result fail sigterm-exit-0 "rc=$rc"
 head -1 "$T/a0.log" | grep -q '^{.*"event"' && result pass json-logs ||
     result fail json-logs "$(head -1 "$T/a0.log")"
@@ -77,13 +93,7 @@ head -1 "$T/a0.log" | grep -q '^{.*"event"' && result pass json-logs ||
 # A close that hangs (NNG's nng_close can, over IPC) is abandoned after
 # 10 s: the node says so and exits with the code it would have had, and its
 # data opens again. The test mode stalls the close for 10 minutes.
-TRIALCHAIN_TEST_CLOSE_STALL_MS=600000 "$BIN/trialchain-node" --home "$T/a/node0" \
-    >"$T/a1.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-    grep -q node_running "$T/a1.log" && break
-    sleep 0.1
-done
+start_node "$T/a1.log" TRIALCHAIN_TEST_CLOSE_STALL_MS=600000
 t0=$SECONDS
 kill -TERM "$PID"
 for _ in $(seq 1 300); do
@@ -102,16 +112,8 @@ else
         result fail stuck-close-exits "rc=$rc: $(tail -2 "$T/a1.log")"
 fi
 PID=
-"$BIN/trialchain-node" --home "$T/a/node0" >"$T/a2.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-    grep -q node_running "$T/a2.log" && break
-    sleep 0.1
-done
-kill -TERM "$PID"
-wait "$PID"
-rc=$?
-PID=
+start_node "$T/a2.log"
+stop_node
 [ $rc -eq 0 ] && grep -q resumed "$T/a2.log" && ! grep -q shutdown_stuck "$T/a2.log" &&
     result pass reopens-after-stuck-close || result fail reopens-after-stuck-close \
     "rc=$rc: $(tail -2 "$T/a2.log")"
