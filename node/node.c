@@ -664,6 +664,7 @@ int node_run(struct node *n)
         pthread_mutex_unlock(&n->ledger_mu);
         size_t k = node_queue_pop(n, batch, NODE_DRAIN_MAX, wait);
         pthread_mutex_lock(&n->ledger_mu);
+        n->loop_turns++;
         for (size_t i = 0; i < k; i++) {
             if (n->running && n->fatal == LG_OK) {
                 node_input(n, &batch[i]);

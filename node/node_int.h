@@ -84,6 +84,7 @@ struct node_metrics {
     struct pbft_status st;
     struct ledger_tip tip;
     uint64_t commits_total;
+    uint64_t synced_writes, loop_turns;
     uint64_t txs_total;
     uint64_t sig_hits, sig_misses; /* tx signature cache */
     uint32_t last_batch_size;
@@ -190,7 +191,8 @@ struct node {
     struct node_out *outbox;
     size_t n_out, out_cap;
     bool unsynced;
-    uint64_t group_syncs;
+    uint64_t group_syncs; /* synced writes (one per turn that wrote) */
+    uint64_t loop_turns;  /* wake-ups of the loop */
 
     struct node_exec *exec_q;
     size_t exec_head, exec_len;

@@ -61,6 +61,8 @@ void node_metrics_update(struct node *n)
     ledger_tip(n->ledger, &m.tip);
     m.commits_total = n->commits_total;
     m.txs_total = n->txs_total;
+    m.synced_writes = n->group_syncs;
+    m.loop_turns = n->loop_turns;
     tx_sigcache_stats(n->sigs, &m.sig_hits, &m.sig_misses);
     m.last_batch_size = n->last_batch_size;
     m.waiting = n->n_waiters;
@@ -143,6 +145,11 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
                   "Blocks executed by this process.", m->commits_total);
     render_metric(b, "trialchain_txs_committed_total", "counter",
                   "Transactions executed by this process.", m->txs_total);
+    render_metric(b, "trialchain_synced_writes_total", "counter",
+                  "Synced store writes (at most one per loop turn).",
+                  m->synced_writes);
+    render_metric(b, "trialchain_loop_turns_total", "counter",
+                  "Turns of the node's loop (wake-ups).", m->loop_turns);
     render_metric(b, "trialchain_tx_sig_cache_hits_total", "counter",
                   "Transaction signatures found already verified.",
                   m->sig_hits);

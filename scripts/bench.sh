@@ -15,6 +15,8 @@
 #                        a genesis holds at most 768 members)
 #   BENCH_SECONDS=15     measured seconds per phase (plus 1 s ramp)
 #   BENCH_OVERLOAD=4     overload = the peak's clients times this
+#   BENCH_RATE=R         run the latency phase at R tx/s, not half the peak
+#                        (to compare builds at one rate)
 #   BENCH_LARGE=1        also grow the ledger to BENCH_LARGE_TXS (1000000)
 #                        and measure restart-to-ready, `trial show` of the
 #                        second trial (~10,000 consents; median of 5 runs)
@@ -90,6 +92,7 @@ done
 
 args=(run "$DIR" --levels "$LEVELS" --seconds "$SECS" --overload "$OVER"
     --bound "$BIN/bench_bound")
+[ -n "${BENCH_RATE:-}" ] && args+=(--rate "$BENCH_RATE")
 [ "$LARGE" = 1 ] && args+=(--grow-to "$LARGE_TXS" --grow-seconds "${BENCH_LARGE_SECONDS:-7200}")
 "$BIN/bench_load" "${args[@]}" >"$DIR/result.json" || {
     echo "bench: the load run failed; last lines of node0's log:" >&2
@@ -117,16 +120,20 @@ verifies=$(metric_sum trialchain_tx_sig_cache_misses_total)
 votes=$(metric_sum trialchain_vote_verifies_total)
 txs=$(metric_sum trialchain_txs_committed_total)
 blocks=$(metric_sum trialchain_commits_total)
+syncs=$(metric_sum trialchain_synced_writes_total)
+turns=$(metric_sum trialchain_loop_turns_total)
 if [ "$txs" -gt 0 ] && [ "$blocks" -gt 0 ]; then
     # txs and blocks are summed over NODES nodes: per transaction of the
     # ledger, frames and verifies are over the whole consortium.
     result=$(echo "$result" | jq -c --argjson f "$frames" --argjson v "$verifies" \
         --argjson t "$txs" --argjson b "$blocks" --argjson n "$NODES" \
-        --argjson vv "$votes" \
+        --argjson vv "$votes" --argjson sy "$syncs" --argjson tu "$turns" \
         '. + {frames_per_tx: ($f * $n / $t * 100 | round / 100),
               tx_verifies_per_tx: ($v * $n / $t * 100 | round / 100),
               frames_per_block: ($f * $n / $b * 10 | round / 10),
-              vote_verifies_per_block: ($vv * $n / $b * 10 | round / 10)}')
+              vote_verifies_per_block: ($vv * $n / $b * 10 | round / 10),
+              syncs_per_block: ($sy * $n / $b * 10 | round / 10),
+              turns_per_block: ($tu * $n / $b * 10 | round / 10)}')
     echo "bench: whole run: $((frames)) peer frames, $verifies tx signature" \
         "verifies, $votes vote signature verifies, $((txs / NODES)) txs in" \
         "$((blocks / NODES)) blocks" >&2

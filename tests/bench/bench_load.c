@@ -10,11 +10,13 @@
  *       registry wants nonces strictly increasing per signer.
  *   bench_load run DIR [--levels 16,32,64,128] [--seconds 15] [--overload 4]
  *                      [--bound PATH] [--grow-to N] [--grow-seconds S]
+ *                      [--rate R]
  *       Registers a main trial (sponsor), approves it (ethics), authorizes
  *       the bench sites, then: warm-up; this machine's signature bound
  *       (PATH = bench_bound, with the warm-up's batch size) just before the
  *       load; saturation (closed loop at each level, peak kept); latency at
- *       half the peak rate (open loop); overload (the peak's clients times
+ *       half the peak rate (open loop; --rate R: at R tx/s instead, so that
+ *       builds can be compared at one rate); overload (the peak's clients times
  *       the factor); optionally growth of the ledger to N transactions
  *       (at most S seconds; SIGUSR1 ends it early, after the running
  *       chunk of at most a minute, so the large-ledger figures can still
@@ -1069,6 +1071,7 @@ struct run_opts {
     const char *bound_bin;
     uint64_t grow_to;
     double grow_secs;
+    double rate; /* the latency phase's rate; 0: half the peak's */
 };
 
 static int run(const char *dir, const struct run_opts *o)
@@ -1178,8 +1181,8 @@ static int run(const char *dir, const struct run_opts *o)
     double bound = bound_at(&bd, net.n_nodes, peak->batch);
     fprintf(stderr, "  bound      %.0f tx/s at the peak's batch %.1f\n", bound,
             peak->batch);
-    if (run_phase("half-rate", &net, w, peak->clients, &sp, peak->tps / 2,
-                  o->secs, &half) != 0)
+    if (run_phase("half-rate", &net, w, peak->clients, &sp,
+                  o->rate > 0 ? o->rate : peak->tps / 2, o->secs, &half) != 0)
         goto out_workers;
     unsigned n_over = (unsigned)(peak->clients * o->overload + 0.5);
     if (n_over > n_sites) {
@@ -1570,6 +1573,7 @@ static int usage(void)
             "usage: bench_load prepare DIR [--sites K] [--sponsors S]\n"
             "       bench_load run DIR [--levels 16,32,64,128] [--seconds S] "
             "[--overload F] [--bound PATH] [--grow-to N] [--grow-seconds S]\n"
+            "                      [--rate R]\n"
             "       bench_load selftest [--txs N]\n");
     return 2;
 }
@@ -1628,11 +1632,13 @@ int main(int argc, char **argv)
                 o.grow_to = strtoull(argv[i + 1], NULL, 10);
             } else if (!strcmp(argv[i], "--grow-seconds")) {
                 o.grow_secs = atof(argv[i + 1]);
+            } else if (!strcmp(argv[i], "--rate")) {
+                o.rate = atof(argv[i + 1]);
             } else {
                 return usage();
             }
         }
-        if (o.secs < 1 || o.overload < 1)
+        if (o.secs < 1 || o.overload < 1 || o.rate < 0)
             return usage();
         return run(dir, &o);
     }
