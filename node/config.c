@@ -17,6 +17,7 @@ void config_defaults(struct node_config *c)
     snprintf(c->data_dir, sizeof(c->data_dir), "data");
     snprintf(c->log_level, sizeof(c->log_level), "info");
     snprintf(c->log_format, sizeof(c->log_format), "text");
+    snprintf(c->cpu_policy, sizeof(c->cpu_policy), "batch");
     c->limits.peer_recv_max_bytes = 32u << 20;
     c->limits.client_recv_max_bytes = 1u << 20;
     c->limits.api_contexts = 32;
@@ -65,6 +66,12 @@ static int config_check_log(const struct node_config *c, char *err,
         strcmp(c->log_format, "json") != 0) {
         snprintf(err, err_len, "log format \"%s\" is not text or json.",
                  c->log_format);
+        return LG_ECONFIG;
+    }
+    if (strcmp(c->cpu_policy, "batch") != 0 &&
+        strcmp(c->cpu_policy, "normal") != 0) {
+        snprintf(err, err_len, "cpu_policy \"%s\" is not batch or normal.",
+                 c->cpu_policy);
         return LG_ECONFIG;
     }
     return LG_OK;
@@ -160,6 +167,7 @@ struct config_str_key {
 static const struct config_str_key config_str_keys[] = {
     CONFIG_STR(client_url), CONFIG_STR(peer_listen_url), CONFIG_STR(http_addr),
     CONFIG_STR(data_dir),   CONFIG_STR(log_level),       CONFIG_STR(log_format),
+    CONFIG_STR(cpu_policy),
 };
 
 static int config_parse_key(const char *key, json_t *val, struct node_config *c,
@@ -310,6 +318,7 @@ static int config_apply_env(struct node_config *c, char *err, size_t err_len)
          CONFIG_PATH_MAX},
         {"TRIALCHAIN_LOG_LEVEL", offsetof(struct node_config, log_level), 16},
         {"TRIALCHAIN_LOG_FORMAT", offsetof(struct node_config, log_format), 16},
+        {"TRIALCHAIN_CPU_POLICY", offsetof(struct node_config, cpu_policy), 16},
     };
     for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
         const char *v = getenv(envs[i].env);

@@ -12,6 +12,7 @@
  *   "http_addr": "127.0.0.1:27002",                "" disables HTTP
  *   "data_dir": "data",                            relative to home
  *   "log_level": "info", "log_format": "text",
+ *   "cpu_policy": "batch",                         or "normal" (main.c)
  *   "limits": { "peer_recv_max_bytes": 33554432,
  *               "client_recv_max_bytes": 1048576,
  *               "api_contexts": 32, "waiting_max": 4096,
@@ -21,7 +22,7 @@
  *
  * Environment: TRIALCHAIN_HOME, TRIALCHAIN_REPLICA_ID, TRIALCHAIN_CLIENT_URL,
  * TRIALCHAIN_PEER_LISTEN_URL, TRIALCHAIN_HTTP_ADDR, TRIALCHAIN_DATA_DIR,
- * TRIALCHAIN_LOG_LEVEL, TRIALCHAIN_LOG_FORMAT.
+ * TRIALCHAIN_LOG_LEVEL, TRIALCHAIN_LOG_FORMAT, TRIALCHAIN_CPU_POLICY.
  */
 #ifndef CONFIG_H
 #define CONFIG_H
@@ -61,6 +62,7 @@ struct node_config {
     char genesis_path[CONFIG_PATH_MAX];   /* home/genesis.json */
     char log_level[16];
     char log_format[16]; /* "text" or "json" */
+    char cpu_policy[16]; /* "batch" or "normal": the threads' scheduling */
     bool repair;
     bool web; /* serve the read-only web view on http_addr */
     bool help;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <nng/nng.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,6 +91,24 @@ static int setup_logging(const struct node_config *c)
     return LG_OK;
 }
 
+/* "batch" (the default) puts this thread under SCHED_BATCH before any
+ * other exists, so every thread (NNG's too) inherits it. Such threads do
+ * not preempt a running thread when they wake: the loop finishes its turn
+ * before NNG's threads take the frames it queued, in place of a context
+ * switch for each one. On the 2-core development machine: half the
+ * context switches per block, about 8% less node CPU per transaction
+ * (README, Performance). It needs no privilege; "normal" keeps the default
+ * policy. */
+static void set_cpu_policy(const struct node_config *c)
+{
+    if (strcmp(c->cpu_policy, "batch") != 0)
+        return;
+    struct sched_param sp = {.sched_priority = 0};
+    if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+        lg_log(LG_WARN, "cpu_policy_unset", "policy=batch err=\"%s\"",
+               strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     static struct node_config cfg;
@@ -114,6 +133,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "trialchain-node: bad log settings\n");
         return 2;
     }
+    set_cpu_policy(&cfg);
     struct node *node = NULL;
     if (node_open(&cfg, &node, err, sizeof(err)) != LG_OK) {
         lg_log(LG_ERROR, "refused_to_start", "reason=\"%s\"", err);

@@ -90,6 +90,31 @@ stop_node
 head -1 "$T/a0.log" | grep -q '^{.*"event"' && result pass json-logs ||
     result fail json-logs "$(head -1 "$T/a0.log")"
 
+# Every thread of the node runs under SCHED_BATCH (policy 3, field 41 of
+# /proc/PID/task/TID/stat) unless cpu_policy says normal (policy 0); a
+# policy the node does not know is refused before it starts.
+policies() { # the distinct policies of $PID's threads
+    local t
+    for t in /proc/"$PID"/task/*/stat; do
+        sed 's/.*) //' "$t" 2>/dev/null | awk '{ print $39 }'
+    done | sort -u | tr '\n' ' '
+}
+start_node "$T/p0.log"
+got=$(policies)
+stop_node
+[ "$got" = "3 " ] && result pass threads-sched-batch ||
+    result fail threads-sched-batch "policies: $got"
+start_node "$T/p1.log" TRIALCHAIN_CPU_POLICY=normal
+got=$(policies)
+stop_node
+[ "$got" = "0 " ] && result pass threads-sched-normal ||
+    result fail threads-sched-normal "policies: $got"
+TRIALCHAIN_CPU_POLICY=fifo timeout 30 "$BIN/trialchain-node" --home "$T/a/node0" >"$T/p2.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q 'cpu_policy "fifo" is not batch or normal' "$T/p2.log" &&
+    result pass bad-cpu-policy-refused || result fail bad-cpu-policy-refused \
+    "rc=$rc: $(tail -1 "$T/p2.log")"
+
 # A close that hangs (NNG's nng_close can, over IPC) is abandoned after
 # 10 s: the node says so and exits with the code it would have had, and its
 # data opens again. The test mode stalls the close for 10 minutes.
