@@ -17,7 +17,7 @@ void config_defaults(struct node_config *c)
     snprintf(c->data_dir, sizeof(c->data_dir), "data");
     snprintf(c->log_level, sizeof(c->log_level), "info");
     snprintf(c->log_format, sizeof(c->log_format), "text");
-    snprintf(c->cpu_policy, sizeof(c->cpu_policy), "batch");
+    snprintf(c->cpu_policy, sizeof(c->cpu_policy), "normal");
     c->limits.peer_recv_max_bytes = 32u << 20;
     c->limits.client_recv_max_bytes = 1u << 20;
     c->limits.api_contexts = 32;

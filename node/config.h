@@ -12,7 +12,7 @@
  *   "http_addr": "127.0.0.1:27002",                "" disables HTTP
  *   "data_dir": "data",                            relative to home
  *   "log_level": "info", "log_format": "text",
- *   "cpu_policy": "batch",                         or "normal" (main.c)
+ *   "cpu_policy": "normal",                        or "batch" (main.c)
  *   "limits": { "peer_recv_max_bytes": 33554432,
  *               "client_recv_max_bytes": 1048576,
  *               "api_contexts": 32, "waiting_max": 4096,

@@ -91,14 +91,15 @@ static int setup_logging(const struct node_config *c)
     return LG_OK;
 }
 
-/* "batch" (the default) puts this thread under SCHED_BATCH before any
- * other exists, so every thread (NNG's too) inherits it. Such threads do
- * not preempt a running thread when they wake: the loop finishes its turn
- * before NNG's threads take the frames it queued, in place of a context
- * switch for each one. On the 2-core development machine: half the
- * context switches per block, about 8% less node CPU per transaction
- * (README, Performance). It needs no privilege; "normal" keeps the default
- * policy. */
+/* "batch" puts this thread under SCHED_BATCH before any other exists, so
+ * every thread (NNG's too) inherits it. Such threads do not preempt a
+ * running thread when they wake: the loop finishes its turn before NNG's
+ * threads take the frames it queued. On the 2-core development machine
+ * (four nodes and the load on two cores) that halved the context switches
+ * per block and saved 3-8% of node CPU per transaction, but latency did
+ * not improve: a node's wake-up also waits behind the other nodes' threads
+ * there. So "normal" (the default policy) is the default (README,
+ * Performance, fifth session). It needs no privilege. */
 static void set_cpu_policy(const struct node_config *c)
 {
     if (strcmp(c->cpu_policy, "batch") != 0)

@@ -74,7 +74,7 @@ static void test_config_defaults_apply_under_a_minimal_file(void **state)
     assert_int_equal(load(&c, err, sizeof(err), NULL), LG_OK);
     assert_int_equal(c.replica_id, 2);
     assert_string_equal(c.log_format, "text");
-    assert_string_equal(c.cpu_policy, "batch");
+    assert_string_equal(c.cpu_policy, "normal");
     assert_int_equal(c.limits.peer_recv_max_bytes, 32u << 20);
     assert_int_equal(c.limits.client_recv_max_bytes, 1u << 20);
     char want[160];
@@ -131,12 +131,12 @@ static void test_config_cpu_policy(void **state)
     (void)state;
     struct node_config c;
     char err[256] = "";
-    write_config("{\"replica_id\": 1, \"cpu_policy\": \"normal\"}");
+    write_config("{\"replica_id\": 1, \"cpu_policy\": \"batch\"}");
     assert_int_equal(load(&c, err, sizeof(err), NULL), LG_OK);
-    assert_string_equal(c.cpu_policy, "normal");
-    setenv("TRIALCHAIN_CPU_POLICY", "batch", 1);
+    assert_string_equal(c.cpu_policy, "batch");
+    setenv("TRIALCHAIN_CPU_POLICY", "normal", 1);
     assert_int_equal(load(&c, err, sizeof(err), NULL), LG_OK);
-    assert_string_equal(c.cpu_policy, "batch"); /* env over file */
+    assert_string_equal(c.cpu_policy, "normal"); /* env over file */
     setenv("TRIALCHAIN_CPU_POLICY", "realtime", 1);
     assert_int_equal(load(&c, err, sizeof(err), NULL), LG_ECONFIG);
     assert_non_null(strstr(err, "cpu_policy \"realtime\""));
