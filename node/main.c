@@ -96,7 +96,7 @@ static int setup_logging(const struct node_config *c)
  * running thread when they wake: the loop finishes its turn before NNG's
  * threads take the frames it queued. On the 2-core development machine
  * (four nodes and the load on two cores) that halved the context switches
- * per block and saved 3-8% of node CPU per transaction, but latency did
+ * per block and saved 3-12% of node CPU per transaction, but latency did
  * not improve: a node's wake-up also waits behind the other nodes' threads
  * there. So "normal" (the default policy) is the default (README,
  * Performance, fifth session). It needs no privilege. */
