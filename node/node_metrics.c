@@ -146,7 +146,7 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
     render_metric(b, "trialchain_txs_committed_total", "counter",
                   "Transactions executed by this process.", m->txs_total);
     render_metric(b, "trialchain_synced_writes_total", "counter",
-                  "Synced store writes (at most one per loop turn).",
+                  "Synced store writes (one per loop turn that wrote).",
                   m->synced_writes);
     render_metric(b, "trialchain_loop_turns_total", "counter",
                   "Turns of the node's loop (wake-ups).", m->loop_turns);

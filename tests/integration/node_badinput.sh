@@ -60,6 +60,14 @@ w=$(metric 1 trialchain_vote_verifies_total)
 [ "${w:-0}" -ge "${v:-1}" ] && [ "${w:-0}" -gt 0 ] &&
     result pass counted-vote-verifies "$w" ||
     result fail counted-vote-verifies "${w:-none} (bad: ${v:-none})"
+# the loop counts its turns and its synced writes; blocks were committed
+# here, so both moved
+blocks=$(metric 1 trialchain_commits_total)
+syncs=$(metric 1 trialchain_synced_writes_total)
+turns=$(metric 1 trialchain_loop_turns_total)
+[ "${blocks:-0}" -gt 0 ] && [ "${syncs:-0}" -gt 0 ] && [ "${turns:-0}" -gt 0 ] &&
+    result pass counted-syncs-and-turns "blocks $blocks syncs $syncs turns $turns" ||
+    result fail counted-syncs-and-turns "blocks ${blocks:-none} syncs ${syncs:-none} turns ${turns:-none}"
 grep -q 'peer_frame_dropped' "$T/node1/node.log" &&
     grep -q 'client_request_dropped' "$T/node1/node.log" &&
     grep -q 'tx_refused' "$T/node1/node.log" &&
