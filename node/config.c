@@ -68,13 +68,18 @@ static int config_check_log(const struct node_config *c, char *err,
                  c->log_format);
         return LG_ECONFIG;
     }
-    if (strcmp(c->cpu_policy, "batch") != 0 &&
-        strcmp(c->cpu_policy, "normal") != 0) {
-        snprintf(err, err_len, "cpu_policy \"%s\" is not batch or normal.",
-                 c->cpu_policy);
-        return LG_ECONFIG;
-    }
     return LG_OK;
+}
+
+static int config_check_cpu_policy(const struct node_config *c, char *err,
+                                   size_t err_len)
+{
+    if (strcmp(c->cpu_policy, "batch") == 0 ||
+        strcmp(c->cpu_policy, "normal") == 0)
+        return LG_OK;
+    snprintf(err, err_len, "cpu_policy \"%s\" is not batch or normal.",
+             c->cpu_policy);
+    return LG_ECONFIG;
 }
 
 static int config_parse_u32(const char *s, uint32_t *out)
@@ -430,6 +435,8 @@ int config_load(int argc, char **argv, struct node_config *c, char *err,
                          "genesis.json", err, err_len);
     if (rv == LG_OK)
         rv = config_check_log(c, err, err_len);
+    if (rv == LG_OK)
+        rv = config_check_cpu_policy(c, err, err_len);
     if (rv == LG_OK && c->client_url[0] == '\0') {
         snprintf(err, err_len, "client_url must not be empty.");
         rv = LG_ECONFIG;
