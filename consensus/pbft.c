@@ -32,6 +32,7 @@ void pbft_config_defaults(struct pbft_config *cfg)
     cfg->batch_bytes_max = 256 * 1024;
     cfg->request_bytes_max = 16 * 1024;
     cfg->batch_delay_ms = 5;
+    cfg->trace_off = false;
     cfg->checkpoint_interval = 1;
     cfg->watermark_window = 16;
     cfg->pending_max = 1024;

@@ -39,7 +39,7 @@ void trace(struct pbft *p, const char *fmt, ...)
     va_list ap;
     int len, body;
 
-    if (rb->n_trace == rb->cap_trace || room < 32)
+    if (p->cfg.trace_off || rb->n_trace == rb->cap_trace || room < 32)
         return; /* traces are best effort */
     len = snprintf(line, room, "[%4llu] r%u > ", (unsigned long long)p->now,
                    (unsigned)p->cfg.self);

@@ -201,6 +201,8 @@ static int core_make(struct node *n, const struct gov_replica_set *set,
     pc->base_seq = set->base_height;
     pc->initial_view = block_view(n, set->base_height);
     pc->request_bytes_max = TX_BYTES_MAX;
+    /* The core's trace lines are logged at debug only. */
+    pc->trace_off = lg_log_level > LG_DEBUG;
     gov_replica_keys(set, k->pks);
     k->cctx.sk = n->key.secret_key;
     k->cctx.n = set->n;

@@ -267,6 +267,11 @@ struct pbft_config {
     uint64_t clock_skew_max_ms;   /* pre-prepare timestamp bound */
     uint64_t fetch_timeout_ms;    /* state-transfer retry */
 
+    /* No ready.trace lines: formatting one per protocol step costs, so a
+     * driver that would discard them (the node below debug logging) turns
+     * them off. The simulator and tests keep them (the default). */
+    bool trace_off;
+
     struct pbft_crypto crypto;
 };
 

@@ -226,6 +226,7 @@ struct node {
     uint32_t n_replies;
     uint32_t n_fetch;
     uint32_t n_complaints; /* trace lines "complain n=K requests" */
+    uint32_t n_traces;     /* trace lines of every kind */
     struct rec recs[MAX_RECS];
     struct pbft_msg *last_sent[PBFT_MSG_TYPE_MAX + 1]; /* copies */
 };
@@ -367,6 +368,7 @@ static void node_handle(struct cluster *c, uint32_t i, struct pbft_ready *rd)
     uint32_t n_done = 0;
     pbft_seq fetch_seq = 0;
 
+    nd->n_traces += rd->n_trace;
     for (uint32_t k = 0; k < rd->n_trace; k++) {
         if (strstr(rd->trace[k].line, "> complain n=") != NULL)
             nd->n_complaints++;
@@ -668,9 +670,12 @@ static void test_new_rejects_bad_config(void **state)
     assert_null(pbft_new(&cfg, &why));
 }
 
-static void normal_case(uint32_t n)
+static void normal_case_cfg(uint32_t n, bool trace_off)
 {
-    struct cluster *c = cluster_new(n, NULL);
+    struct pbft_config cfg;
+    cluster_config(&cfg, n);
+    cfg.trace_off = trace_off;
+    struct cluster *c = cluster_new(n, &cfg);
 
     for (uint64_t r = 1; r <= 10; r++) {
         submit(c, 0, 1, r);
@@ -682,9 +687,26 @@ static void normal_case(uint32_t n)
         for (uint64_t r = 1; r <= 10; r++)
             assert_int_equal(executed_count(&c->nodes[i], r), 1);
         assert_int_equal(status(c, i).view, 0);
+        /* The driver that turned traces off gets none; by default every
+         * replica traces its steps. */
+        if (trace_off)
+            assert_int_equal(c->nodes[i].n_traces, 0);
+        else
+            assert_true(c->nodes[i].n_traces > 0);
     }
     assert_agreement(c);
     cluster_free(c);
+}
+
+static void normal_case(uint32_t n)
+{
+    normal_case_cfg(n, false);
+}
+
+static void test_normal_commit_traces_off(void **state)
+{
+    (void)state;
+    normal_case_cfg(4, true);
 }
 
 static void test_normal_commit_n4(void **state)
@@ -2021,6 +2043,7 @@ int main(void)
         cmocka_unit_test(test_new_rejects_bad_config),
         cmocka_unit_test(test_normal_commit_n4),
         cmocka_unit_test(test_normal_commit_n7),
+        cmocka_unit_test(test_normal_commit_traces_off),
         cmocka_unit_test(test_batching_by_size),
         cmocka_unit_test(test_batching_by_delay),
         cmocka_unit_test(test_exactly_once_cached_reply),
