@@ -4,10 +4,16 @@
  */
 #include "store.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <leveldb/c.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A read cache of committed state in front of leveldb_get. Executing a
  * block reads the same small records block after block (each signer's
@@ -58,6 +64,9 @@ struct store {
      * key is hashed once per write). */
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct store_cache *rcache; /* NULL: out of memory at open, none */
+    char *dir;                  /* the data directory (old-log syncs) */
+    unsigned long long log_no;  /* newest LevelDB log seen after a sync */
+    uint64_t old_log_syncs;     /* older log files synced (tests) */
 };
 
 struct store_batch {
@@ -345,6 +354,11 @@ int store_open(const char *dir, bool create, struct store **out, char *err,
     /* Without it (out of memory) every read goes to LevelDB. */
     crypto_shorthash_keygen(s->hash_key);
     s->rcache = rcache_new();
+    s->dir = strdup(dir);
+    if (s->dir == NULL) {
+        store_close(s);
+        return LG_ENOMEM;
+    }
 
     char *lerr = NULL;
     s->db = leveldb_open(s->opts, dir, &lerr);
@@ -382,6 +396,7 @@ void store_close(struct store *s)
     if (s->cache != NULL)
         leveldb_cache_destroy(s->cache);
     rcache_free(s->rcache);
+    free(s->dir);
     free(s);
 }
 
@@ -459,12 +474,93 @@ void store_batch_free(struct store_batch *b)
     free(b);
 }
 
+/* LevelDB's log is "NNNNNN.log"; 0 when name is not one. */
+static unsigned long long log_number(const char *name)
+{
+    char *end = NULL;
+    if (name[0] < '0' || name[0] > '9')
+        return 0;
+    unsigned long long no = strtoull(name, &end, 10);
+    return end != NULL && strcmp(end, ".log") == 0 ? no : 0;
+}
+
+/* A synced LevelDB write syncs only the current log file, and when LevelDB
+ * switches to a new log (its memtable is full) it closes the old one
+ * without a sync (MakeRoomForWrite). Records written unsynced into the old
+ * log just before the switch would then stay volatile, although the synced
+ * write that followed them returned, until LevelDB has written that
+ * memtable to a table file: a power cut in between could lose what the
+ * caller already promised to peers. So after each synced write, when the
+ * newest log has changed, the older ones still present are synced too (a
+ * readdir per synced write; a log LevelDB already deleted is in a synced
+ * table). */
+static int sync_old_logs(struct store *s)
+{
+    DIR *d = opendir(s->dir);
+    if (d == NULL)
+        return LG_OK; /* no descriptor to spare: look at the next sync */
+    /* LevelDB keeps one log, two while the old memtable is flushed. */
+    unsigned long long logs[16], newest = 0;
+    size_t n = 0;
+    bool more = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long no = log_number(e->d_name);
+        if (no == 0)
+            continue;
+        if (n < sizeof(logs) / sizeof(logs[0]))
+            logs[n++] = no;
+        else
+            more = true;
+        if (no > newest)
+            newest = no;
+    }
+    closedir(d);
+    if (newest == s->log_no)
+        return LG_OK;
+    int rv = LG_OK;
+    for (size_t i = 0; i < n && rv == LG_OK; i++) {
+        if (logs[i] == newest)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%06llu.log", s->dir, logs[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno != ENOENT) /* gone: its memtable is in a table */
+                rv = LG_EIO;
+            continue;
+        }
+        if (fsync(fd) != 0)
+            rv = LG_EIO;
+        else
+            s->old_log_syncs++;
+        close(fd);
+    }
+    /* Not all seen, or a sync failed: look again at the next synced write. */
+    if (rv == LG_OK && !more)
+        s->log_no = newest;
+    return rv;
+}
+
 int store_write(struct store *s, struct store_batch *b, bool sync)
 {
     char *lerr = NULL;
     leveldb_write(s->db, sync ? s->wopts_sync : s->wopts_async, b->wb, &lerr);
     rcache_batch_written(s, b->wb, lerr == NULL);
-    return store_err(lerr, "write");
+    int rv = store_err(lerr, "write");
+    if (rv == LG_OK && sync)
+        rv = sync_old_logs(s);
+    return rv;
+}
+
+uint64_t store_old_log_syncs(const struct store *s)
+{
+    return s->old_log_syncs;
+}
+
+unsigned long long store_log_number(const struct store *s)
+{
+    return s->log_no;
 }
 
 /* ---- prefix iteration --------------------------------------------------- */

@@ -41,9 +41,15 @@ void store_batch_put(struct store_batch *b, const void *k, size_t kl,
 void store_batch_delete(struct store_batch *b, const void *k, size_t kl);
 void store_batch_clear(struct store_batch *b);
 void store_batch_free(struct store_batch *b); /* accepts NULL */
-/* sync = true: durable before return (group commit: one call per block). */
+/* sync = true: durable before return (group commit: one call per block),
+ * and so is every earlier unsynced write, also across a LevelDB log
+ * switch (see sync_old_logs). */
 int store_write(struct store *s, struct store_batch *b,
                 bool sync) LG_MUST_CHECK;
+/* For tests: older log files synced after a log switch since open, and
+ * the newest log number seen at the last synced write. */
+uint64_t store_old_log_syncs(const struct store *s);
+unsigned long long store_log_number(const struct store *s);
 
 /* Iterates keys starting with prefix, in order, from `start` (NULL: the
  * prefix itself). Pointers are valid until the next call. */

@@ -2,6 +2,7 @@
  * transaction overlay and its commit. */
 /* cmocka.h needs these headers first. */
 // clang-format off
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -519,6 +520,74 @@ static void test_store_reopen_and_repair(void **state)
     assert_true(strlen(err) > 0);
 }
 
+static void sync_now(struct store *s)
+{
+    struct store_batch *b = store_batch_new();
+    assert_int_equal(store_write(s, b, true), LG_OK);
+    store_batch_free(b);
+}
+
+/* The newest "NNNNNN.log" in dir (LevelDB's write-ahead log). */
+static unsigned long long newest_log(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    unsigned long long newest = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end = NULL;
+        unsigned long long no = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name && strcmp(end, ".log") == 0 && no > newest)
+            newest = no;
+    }
+    closedir(d);
+    return newest;
+}
+
+/* LevelDB closes an old log without syncing it when its memtable fills,
+ * so a synced write also syncs the older logs still present. */
+static void test_store_sync_covers_old_logs(void **state)
+{
+    struct fixture *f = *state;
+    unsigned long long cur = newest_log(f->dir);
+    assert_true(cur > 1);
+    /* An older log, as LevelDB leaves one while it flushes a memtable. */
+    char path[sizeof(f->dir) + 32];
+    snprintf(path, sizeof(path), "%s/%06llu.log", f->dir, cur - 1);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("unsynced", fp);
+    fclose(fp);
+    put(f->s, "k/0", "v");
+    sync_now(f->s);
+    assert_int_equal(store_old_log_syncs(f->s), 1);
+    assert_int_equal(store_log_number(f->s), cur);
+    /* Nothing new: no second sync of it. */
+    sync_now(f->s);
+    assert_int_equal(store_old_log_syncs(f->s), 1);
+    remove(path);
+
+    /* Past the 32 MiB memtable, LevelDB switches to a new log; the next
+     * synced write sees it (the old one may already be flushed and gone). */
+    size_t big = 1u << 20;
+    char *val = malloc(big);
+    assert_non_null(val);
+    memset(val, 'x', big);
+    for (int i = 0; i < 40; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "b/%02d", i);
+        struct store_batch *b = store_batch_new();
+        store_batch_put(b, key, strlen(key), val, big);
+        assert_int_equal(store_write(f->s, b, false), LG_OK);
+        store_batch_free(b);
+    }
+    free(val);
+    sync_now(f->s);
+    assert_true(store_log_number(f->s) > cur);
+    assert_int_equal(store_log_number(f->s), newest_log(f->dir));
+    expect(f->s, "k/0", "v");
+}
+
 static void test_store_be64_helpers(void **state)
 {
     (void)state;
@@ -560,6 +629,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_cache_on_off_same_results,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_reopen_and_repair, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_sync_covers_old_logs, setup,
                                         teardown),
         cmocka_unit_test(test_store_be64_helpers),
     };
