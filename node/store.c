@@ -526,12 +526,14 @@ static int sync_old_logs(struct store *s)
         snprintf(path, sizeof(path), "%s/%06llu.log", s->dir, logs[i]);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            if (errno != ENOENT) /* gone: its memtable is in a table */
-                rv = LG_EIO;
+            /* Gone: its memtable is in a synced table. Otherwise (no
+             * descriptor to spare) try again at the next synced write. */
+            if (errno != ENOENT)
+                more = true;
             continue;
         }
         if (fsync(fd) != 0)
-            rv = LG_EIO;
+            rv = LG_EIO; /* as LevelDB's own failed sync */
         else
             s->old_log_syncs++;
         close(fd);
