@@ -10,7 +10,6 @@
 #include <leveldb/c.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -499,37 +498,31 @@ static int sync_old_logs(struct store *s)
     DIR *d = opendir(s->dir);
     if (d == NULL)
         return LG_OK; /* no descriptor to spare: look at the next sync */
-    /* LevelDB keeps one log, two while the old memtable is flushed. */
-    unsigned long long logs[16], newest = 0;
-    size_t n = 0;
-    bool more = false;
+    unsigned long long newest = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         unsigned long long no = log_number(e->d_name);
-        if (no == 0)
-            continue;
-        if (n < sizeof(logs) / sizeof(logs[0]))
-            logs[n++] = no;
-        else
-            more = true;
         if (no > newest)
             newest = no;
     }
-    closedir(d);
-    if (newest == s->log_no)
+    if (newest == s->log_no) {
+        closedir(d);
         return LG_OK;
+    }
+    /* The log changed (rare): sync every older one still present. */
+    rewinddir(d);
     int rv = LG_OK;
-    for (size_t i = 0; i < n && rv == LG_OK; i++) {
-        if (logs[i] == newest)
+    bool again = false;
+    while (rv == LG_OK && (e = readdir(d)) != NULL) {
+        unsigned long long no = log_number(e->d_name);
+        if (no == 0 || no == newest)
             continue;
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%06llu.log", s->dir, logs[i]);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             /* Gone: its memtable is in a synced table. Otherwise (no
              * descriptor to spare) try again at the next synced write. */
             if (errno != ENOENT)
-                more = true;
+                again = true;
             continue;
         }
         if (fsync(fd) != 0)
@@ -538,8 +531,8 @@ static int sync_old_logs(struct store *s)
             s->old_log_syncs++;
         close(fd);
     }
-    /* Not all seen, or a sync failed: look again at the next synced write. */
-    if (rv == LG_OK && !more)
+    closedir(d);
+    if (rv == LG_OK && !again)
         s->log_no = newest;
     return rv;
 }
