@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 /* A read cache of committed state in front of leveldb_get. Executing a
@@ -66,6 +67,11 @@ struct store {
     char *dir;                  /* the data directory (old-log syncs) */
     unsigned long long log_no;  /* newest LevelDB log seen after a sync */
     uint64_t old_log_syncs;     /* older log files synced (tests) */
+    uint64_t log_listings;      /* data directory listings (tests) */
+    /* Watches the data directory for new files, so a synced write lists it
+     * only when a log may have appeared; -1: none, list at every sync. */
+    int watch_fd;
+    bool relist; /* list at the next synced write whatever the watch says */
 };
 
 struct store_batch {
@@ -323,6 +329,20 @@ void store_cache_stats(struct store *s, struct store_cache_stats *out)
 
 /* ---- the database -------------------------------------------------------- */
 
+/* Sets up the data directory watch (see log_may_have_switched). Without
+ * one (no inotify, or its per-user limit reached) every synced write lists
+ * the directory, as correct and a few syscalls dearer. */
+static void watch_open(struct store *s)
+{
+    s->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (s->watch_fd < 0)
+        return;
+    if (inotify_add_watch(s->watch_fd, s->dir, IN_CREATE | IN_MOVED_TO) < 0) {
+        close(s->watch_fd);
+        s->watch_fd = -1;
+    }
+}
+
 int store_open(const char *dir, bool create, struct store **out, char *err,
                size_t err_len)
 {
@@ -353,6 +373,8 @@ int store_open(const char *dir, bool create, struct store **out, char *err,
     /* Without it (out of memory) every read goes to LevelDB. */
     crypto_shorthash_keygen(s->hash_key);
     s->rcache = rcache_new();
+    s->watch_fd = -1;
+    s->relist = true; /* the first synced write learns the current log */
     s->dir = strdup(dir);
     if (s->dir == NULL) {
         store_close(s);
@@ -376,6 +398,7 @@ int store_open(const char *dir, bool create, struct store **out, char *err,
         store_close(s);
         return corrupt ? LG_ECORRUPT : LG_EIO;
     }
+    watch_open(s);
     *out = s;
     return LG_OK;
 }
@@ -395,6 +418,8 @@ void store_close(struct store *s)
     if (s->cache != NULL)
         leveldb_cache_destroy(s->cache);
     rcache_free(s->rcache);
+    if (s->watch_fd >= 0)
+        close(s->watch_fd);
     free(s->dir);
     free(s);
 }
@@ -483,6 +508,37 @@ static unsigned long long log_number(const char *name)
     return end != NULL && strcmp(end, ".log") == 0 ? no : 0;
 }
 
+/* Whether a log file may have been created since the last listing: drains
+ * the watch's events (a read that usually finds none). LevelDB creates its
+ * next log inside a write we made, so the event is queued before that
+ * write returns. Any doubt (no watch, a lost or unreadable event) says
+ * yes. */
+static bool log_may_have_switched(struct store *s)
+{
+    if (s->watch_fd < 0)
+        return true;
+    bool maybe = s->relist;
+    _Alignas(struct inotify_event) char buf[4096];
+    for (int round = 0; round < 64; round++) {
+        ssize_t got = read(s->watch_fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && errno == EAGAIN)
+            return maybe;
+        if (got <= 0)
+            return true;
+        for (ssize_t off = 0;
+             off + (ssize_t)sizeof(struct inotify_event) <= got;) {
+            const struct inotify_event *ev = (const void *)(buf + off);
+            if ((ev->mask & IN_Q_OVERFLOW) != 0 ||
+                (ev->len > 0 && log_number(ev->name) != 0))
+                maybe = true;
+            off += (ssize_t)sizeof(*ev) + ev->len;
+        }
+    }
+    return true; /* events kept coming: list */
+}
+
 /* A synced LevelDB write syncs only the current log file, and when LevelDB
  * switches to a new log (its memtable is full) it closes the old one
  * without a sync (MakeRoomForWrite). Records written unsynced into the old
@@ -491,13 +547,18 @@ static unsigned long long log_number(const char *name)
  * memtable to a table file: a power cut in between could lose what the
  * caller already promised to peers. So after each synced write, when the
  * newest log has changed, the older ones still present are synced too (a
- * readdir per synced write; a log LevelDB already deleted is in a synced
- * table). */
+ * log LevelDB already deleted is in a synced table). The directory is
+ * listed only when its watch saw a log file appear: listing it at every
+ * synced write cost 2.7% of a node's CPU at 150 tx/s. */
 static int sync_old_logs(struct store *s)
 {
+    if (!log_may_have_switched(s))
+        return LG_OK;
+    s->relist = true; /* until a listing completes */
     DIR *d = opendir(s->dir);
     if (d == NULL)
         return LG_OK; /* no descriptor to spare: look at the next sync */
+    s->log_listings++;
     unsigned long long newest = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -507,6 +568,7 @@ static int sync_old_logs(struct store *s)
     }
     if (newest == s->log_no) {
         closedir(d);
+        s->relist = false;
         return LG_OK;
     }
     /* The log changed (rare): sync every older one still present. */
@@ -532,8 +594,10 @@ static int sync_old_logs(struct store *s)
         close(fd);
     }
     closedir(d);
-    if (rv == LG_OK && !again)
+    if (rv == LG_OK && !again) {
         s->log_no = newest;
+        s->relist = false;
+    }
     return rv;
 }
 
@@ -556,6 +620,18 @@ uint64_t store_old_log_syncs(const struct store *s)
 unsigned long long store_log_number(const struct store *s)
 {
     return s->log_no;
+}
+
+uint64_t store_log_listings(const struct store *s)
+{
+    return s->log_listings;
+}
+
+void store_unwatch(struct store *s)
+{
+    if (s->watch_fd >= 0)
+        close(s->watch_fd);
+    s->watch_fd = -1;
 }
 
 /* ---- prefix iteration --------------------------------------------------- */

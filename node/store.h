@@ -46,10 +46,14 @@ void store_batch_free(struct store_batch *b); /* accepts NULL */
  * switch (see sync_old_logs). */
 int store_write(struct store *s, struct store_batch *b,
                 bool sync) LG_MUST_CHECK;
-/* For tests: older log files synced after a log switch since open, and
- * the newest log number seen at the last synced write. */
+/* For tests: older log files synced after a log switch since open, the
+ * newest log number seen at the last synced write, and how often a synced
+ * write listed the data directory; store_unwatch drops the directory
+ * watch, as when inotify is unavailable (every synced write lists). */
 uint64_t store_old_log_syncs(const struct store *s);
 unsigned long long store_log_number(const struct store *s);
+uint64_t store_log_listings(const struct store *s);
+void store_unwatch(struct store *s);
 
 /* Iterates keys starting with prefix, in order, from `start` (NULL: the
  * prefix itself). Pointers are valid until the next call. */

@@ -562,9 +562,13 @@ static void test_store_sync_covers_old_logs(void **state)
     sync_now(f->s);
     assert_int_equal(store_old_log_syncs(f->s), 1);
     assert_int_equal(store_log_number(f->s), cur);
-    /* Nothing new: no second sync of it. */
+    /* Nothing new: no second sync of it, and no listing either (the
+     * directory watch saw no log appear). */
+    uint64_t listed = store_log_listings(f->s);
+    sync_now(f->s);
     sync_now(f->s);
     assert_int_equal(store_old_log_syncs(f->s), 1);
+    assert_int_equal(store_log_listings(f->s), listed);
     remove(path);
 
     /* Past the 32 MiB memtable, LevelDB switches to a new log; the next
@@ -585,7 +589,64 @@ static void test_store_sync_covers_old_logs(void **state)
     sync_now(f->s);
     assert_true(store_log_number(f->s) > cur);
     assert_int_equal(store_log_number(f->s), newest_log(f->dir));
+    assert_true(store_log_listings(f->s) > listed);
     expect(f->s, "k/0", "v");
+}
+
+/* Without the directory watch (no inotify), every synced write lists the
+ * directory, and an older log appearing later is still synced. */
+static void test_store_sync_old_logs_without_watch(void **state)
+{
+    struct fixture *f = *state;
+    store_unwatch(f->s);
+    put(f->s, "k/0", "v");
+    sync_now(f->s);
+    uint64_t listed = store_log_listings(f->s);
+    sync_now(f->s);
+    sync_now(f->s);
+    assert_int_equal(store_log_listings(f->s), listed + 2);
+    assert_int_equal(store_old_log_syncs(f->s), 0);
+
+    /* A newer log (as after a switch) makes the current one old. */
+    unsigned long long cur = newest_log(f->dir);
+    char path[sizeof(f->dir) + 32];
+    snprintf(path, sizeof(path), "%s/%06llu.log", f->dir, cur + 5);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    sync_now(f->s);
+    assert_int_equal(store_old_log_syncs(f->s), 1);
+    assert_int_equal(store_log_number(f->s), cur + 5);
+    remove(path);
+}
+
+/* With the watch, a log file created between synced writes is noticed. */
+static void test_store_watch_sees_new_log(void **state)
+{
+    struct fixture *f = *state;
+    put(f->s, "k/0", "v");
+    sync_now(f->s);
+    uint64_t listed = store_log_listings(f->s);
+    unsigned long long cur = store_log_number(f->s);
+    assert_true(cur > 0);
+    /* A file that is not a log changes nothing. */
+    char path[sizeof(f->dir) + 32];
+    snprintf(path, sizeof(path), "%s/%06llu.ldb", f->dir, cur + 3);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    remove(path);
+    sync_now(f->s);
+    assert_int_equal(store_log_listings(f->s), listed);
+    snprintf(path, sizeof(path), "%s/%06llu.log", f->dir, cur + 4);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    sync_now(f->s);
+    assert_int_equal(store_log_listings(f->s), listed + 1);
+    assert_int_equal(store_log_number(f->s), cur + 4);
+    assert_int_equal(store_old_log_syncs(f->s), 1); /* the real one */
+    remove(path);
 }
 
 static void test_store_be64_helpers(void **state)
@@ -631,6 +692,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_reopen_and_repair, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_sync_covers_old_logs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_sync_old_logs_without_watch,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_watch_sees_new_log, setup,
                                         teardown),
         cmocka_unit_test(test_store_be64_helpers),
     };
