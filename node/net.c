@@ -27,6 +27,11 @@ struct net_peer {
     char url[256];    /* what push dials */
     atomic_int pipes; /* connected outgoing pipes */
     uint8_t *key;     /* 32 bytes in n->keys (sodium_malloc) */
+    /* Kept for every send instead of nng_sendmsg's aio per call (NNG 1.5
+     * allocates one and draws a random number for it with a getrandom
+     * call, twice a frame with the nonce). Sends come from one thread
+     * (the node's loop, net.h). */
+    nng_aio *send_aio;
     /* token bucket, touched only by the single receive callback */
     double tokens;
     unsigned long long refill_ms;
@@ -87,11 +92,42 @@ int net_pair_key(const uint8_t my_sk[64], const uint8_t their_pk[32],
     return rv;
 }
 
+/* Frame nonces: a random 16-byte prefix drawn once per process and a
+ * 64-bit counter, so no two frames of any process share a nonce (a
+ * random 24-byte nonce per frame cost a getrandom call per frame). Both
+ * ends of a link seal under the same pairwise key, and across restarts
+ * too; distinct random prefixes keep their nonces apart. */
+static uint8_t nonce_prefix[crypto_box_NONCEBYTES - 8];
+static atomic_uint_fast64_t nonce_counter;
+static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
+
+static void nonce_redraw(void)
+{
+    randombytes_buf(nonce_prefix, sizeof(nonce_prefix));
+}
+
+/* A forked child draws its own prefix: it must not repeat its parent's
+ * nonces under the same keys. */
+static void nonce_init(void)
+{
+    nonce_redraw();
+    (void)pthread_atfork(NULL, NULL, nonce_redraw);
+}
+
+static void frame_nonce(uint8_t out[crypto_box_NONCEBYTES])
+{
+    pthread_once(&nonce_once, nonce_init);
+    uint64_t c = atomic_fetch_add(&nonce_counter, 1);
+    memcpy(out, nonce_prefix, sizeof(nonce_prefix));
+    be32_put(out + sizeof(nonce_prefix), (uint32_t)(c >> 32));
+    be32_put(out + sizeof(nonce_prefix) + 4, (uint32_t)c);
+}
+
 void net_frame_seal(const uint8_t key[32], uint32_t sender, const uint8_t *pt,
                     size_t len, uint8_t *out)
 {
     be32_put(out, sender);
-    randombytes_buf(out + 4, crypto_box_NONCEBYTES);
+    frame_nonce(out + 4);
     crypto_box_easy_afternm(out + NET_HDR_BYTES, pt, len, out + 4, key);
 }
 
@@ -471,6 +507,8 @@ void net_close(struct net *n)
     for (uint32_t i = 0; i < NET_MAX_PEERS; i++) {
         if (n->peers[i].open)
             nng_close(n->peers[i].push);
+        if (n->peers[i].send_aio != NULL)
+            nng_aio_free(n->peers[i].send_aio);
     }
     nng_aio_free(n->rx);
     sodium_free(n->keys);
@@ -504,7 +542,21 @@ static int net_send_bundle(struct net *n, uint32_t to,
     }
     net_frame_seal(n->peers[to].key, n->self, pt, total, nng_msg_body(m));
     free(pt);
-    if (nng_sendmsg(n->peers[to].push, m, NNG_FLAG_NONBLOCK) != 0) {
+    /* nng_sendmsg(NNG_FLAG_NONBLOCK) with the peer's own aio: a zero
+     * timeout fails at once when the send buffer is full. */
+    struct net_peer *peer = &n->peers[to];
+    if (peer->send_aio == NULL &&
+        nng_aio_alloc(&peer->send_aio, NULL, NULL) != 0) {
+        peer->send_aio = NULL;
+        nng_msg_free(m);
+        return LG_ENOMEM;
+    }
+    nng_aio_set_timeout(peer->send_aio, NNG_DURATION_ZERO);
+    nng_aio_set_msg(peer->send_aio, m);
+    nng_send_aio(peer->push, peer->send_aio);
+    nng_aio_wait(peer->send_aio);
+    if (nng_aio_result(peer->send_aio) != 0) {
+        nng_aio_set_msg(peer->send_aio, NULL);
         nng_msg_free(m); /* ownership moves only on success */
         atomic_fetch_add(&n->dropped_full, 1);
         return LG_EBUSY;

@@ -85,7 +85,9 @@ int net_update(struct net *n, const struct net_params *p, char *err,
 void net_close(struct net *n);
 
 /* Encrypts and queues data for replica `to` (never self). Never blocks;
- * LG_EBUSY when that link's buffer is full (counted). */
+ * LG_EBUSY when that link's buffer is full (counted). The send functions
+ * are called from one thread at a time (the node's loop): a link keeps
+ * one aio for its sends. */
 int net_send(struct net *n, uint32_t to, const uint8_t *data, size_t len);
 /* Sends k parts to `to` in order, joined into as few frames as
  * NET_BUNDLE_BYTES (and our own receive limit) allow; a larger part goes

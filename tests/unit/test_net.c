@@ -23,10 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define N 4
+#define N      4
+#define FRAMES 64 /* sealed in the nonce test */
 
 struct keys {
     uint8_t pk[N][32];
@@ -82,6 +84,50 @@ static void test_net_frame_opens_only_intact_under_its_key(void **state)
     assert_int_equal(net_frame_sender(frame, NET_OVERHEAD - 1, &sender),
                      LG_EBADMSG);
     assert_int_equal(net_frame_open(key, frame, 5, pt), LG_EBADMSG);
+}
+
+/* Every frame gets its own nonce, also in a forked child (which must not
+ * repeat its parent's under the same key). */
+static void test_net_frame_nonces_never_repeat(void **state)
+{
+    (void)state;
+    struct keys k;
+    make_keys(&k);
+    uint8_t key[32];
+    assert_int_equal(net_pair_key(k.sk[0], k.pk[1], key), LG_OK);
+    const uint8_t msg[] = "same plaintext";
+    uint8_t nonces[FRAMES][NET_HDR_BYTES - 4];
+    uint8_t frame[sizeof(msg) + NET_OVERHEAD], pt[sizeof(msg)];
+    for (int i = 0; i < FRAMES; i++) {
+        net_frame_seal(key, 1, msg, sizeof(msg), frame);
+        memcpy(nonces[i], frame + 4, sizeof(nonces[i]));
+        assert_int_equal(net_frame_open(key, frame, sizeof(frame), pt), LG_OK);
+        for (int j = 0; j < i; j++)
+            assert_memory_not_equal(nonces[i], nonces[j], sizeof(nonces[i]));
+    }
+    /* The child seals the next frame, as the parent then does: they differ
+     * although both counters stand at the same value. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        net_frame_seal(key, 1, msg, sizeof(msg), frame);
+        ssize_t w = write(fds[1], frame + 4, sizeof(nonces[0]));
+        _exit(w == (ssize_t)sizeof(nonces[0]) ? 0 : 1);
+    }
+    close(fds[1]);
+    uint8_t child[sizeof(nonces[0])];
+    assert_int_equal(read(fds[0], child, sizeof(child)),
+                     (ssize_t)sizeof(child));
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    net_frame_seal(key, 1, msg, sizeof(msg), frame);
+    assert_memory_not_equal(child, frame + 4, sizeof(child));
+    for (int j = 0; j < FRAMES; j++)
+        assert_memory_not_equal(child, nonces[j], sizeof(child));
 }
 
 /* Bundles: whole parts only, none empty, nothing left over. */
@@ -373,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_net_delivers_and_broadcasts),
         cmocka_unit_test(test_net_drops_frames_not_from_genesis_keys),
         cmocka_unit_test(test_net_throttles_a_flooding_peer),
+        cmocka_unit_test(test_net_frame_nonces_never_repeat),
         cmocka_unit_test(test_net_bundle_check),
         cmocka_unit_test(test_net_bundles_parts),
         cmocka_unit_test(test_net_throttles_bundled_parts),
