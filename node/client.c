@@ -10,6 +10,10 @@
 
 struct client {
     nng_socket sock;
+    /* One aio for every send and receive, rather than nng_sendmsg's and
+     * nng_recvmsg's per call (NNG 1.5 allocates each and draws a random
+     * number for it with a syscall). A client is used by one thread. */
+    nng_aio *aio;
     int timeout_ms;
     char url[256];
     char err[600];
@@ -30,8 +34,13 @@ int client_open(const char *url, int timeout_ms, struct client **out)
         return LG_ENOMEM;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     snprintf(c->url, sizeof(c->url), "%s", url ? url : "");
+    if (nng_aio_alloc(&c->aio, NULL, NULL) != 0) {
+        free(c);
+        return LG_ENOMEM;
+    }
     int rv = nng_req0_open(&c->sock);
     if (rv != 0) {
+        nng_aio_free(c->aio);
         free(c);
         return LG_ENET;
     }
@@ -47,6 +56,7 @@ int client_open(const char *url, int timeout_ms, struct client **out)
     rv = nng_dial(c->sock, c->url, NULL, 0);
     if (rv != 0) {
         nng_close(c->sock);
+        nng_aio_free(c->aio);
         free(c);
         return LG_ENET;
     }
@@ -59,6 +69,7 @@ void client_close(struct client *c)
     if (c == NULL)
         return;
     nng_close(c->sock);
+    nng_aio_free(c->aio);
     free(c);
 }
 
@@ -75,14 +86,24 @@ int client_call_raw(struct client *c, const uint8_t *req, size_t len,
         return LG_ENOMEM;
     if (len > 0)
         memcpy(nng_msg_body(m), req, len);
-    int rv = nng_sendmsg(c->sock, m, 0);
+    /* As nng_sendmsg and nng_recvmsg: the socket's timeouts apply. */
+    nng_aio_set_timeout(c->aio, NNG_DURATION_DEFAULT);
+    nng_aio_set_msg(c->aio, m);
+    nng_send_aio(c->sock, c->aio);
+    nng_aio_wait(c->aio);
+    int rv = nng_aio_result(c->aio);
     if (rv != 0) {
-        nng_msg_free(m);
+        nng_aio_set_msg(c->aio, NULL);
+        nng_msg_free(m); /* ownership moves only on success */
         return client_nng_err(c, "cannot send to", rv);
     }
-    rv = nng_recvmsg(c->sock, &m, 0);
+    nng_recv_aio(c->sock, c->aio);
+    nng_aio_wait(c->aio);
+    rv = nng_aio_result(c->aio);
     if (rv != 0)
         return client_nng_err(c, "no reply from", rv);
+    m = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
     size_t n = nng_msg_len(m);
     *out = malloc(n > 0 ? n : 1);
     if (*out == NULL) {
