@@ -59,6 +59,14 @@ struct ledger {
      * of the block proves against the same trees. */
     struct mem_tree cache_tx_tree;
     struct mem_tree cache_res_tree;
+    /* ledger_epochs' heights as read at the tip named here: every receipt
+     * asks, and they change only with the tip (a block that changes the
+     * replica set, a rebuild, a state transfer). */
+    uint64_t *epochs;
+    size_t n_epochs;
+    bool epochs_valid;
+    uint64_t epochs_height;
+    uint8_t epochs_tip[32];
     bool defer_sync; /* ledger_set_deferred_sync */
 };
 
@@ -690,6 +698,7 @@ void ledger_close(struct ledger *l)
     if (l == NULL)
         return;
     cache_drop(l);
+    free(l->epochs);
     free(l);
 }
 
@@ -803,13 +812,14 @@ int ledger_replica_set_at(struct ledger *l, uint64_t height,
     return rv;
 }
 
-int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap, size_t *n)
+/* Reads the epoch heights at or below the tip into l->epochs. */
+static int epochs_read(struct ledger *l)
 {
     struct store_iter *it;
     const unsigned char *k, *v;
-    size_t kl, vl;
+    size_t kl, vl, n = 0, cap = 0;
+    uint64_t *hs = NULL;
 
-    *n = 0;
     it = store_iter_new(l->store, key_epoch, strlen(key_epoch), NULL, 0);
     if (it == NULL)
         return seterr(l, LG_ENOMEM, "out of memory");
@@ -822,11 +832,43 @@ int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap, size_t *n)
         /* Entries above the tip may linger after a rebuild: not ours. */
         if (h > l->tip.height)
             break;
-        if (*n < cap)
-            heights[*n] = h;
-        (*n)++;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            uint64_t *grown = realloc(hs, ncap * sizeof(*hs));
+
+            if (grown == NULL) {
+                free(hs);
+                store_iter_free(it);
+                return seterr(l, LG_ENOMEM, "out of memory");
+            }
+            hs = grown;
+            cap = ncap;
+        }
+        hs[n++] = h;
     }
     store_iter_free(it);
+    free(l->epochs);
+    l->epochs = hs;
+    l->n_epochs = n;
+    l->epochs_valid = true;
+    l->epochs_height = l->tip.height;
+    memcpy(l->epochs_tip, l->tip.block_hash, 32);
+    return LG_OK;
+}
+
+int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (!l->epochs_valid || l->epochs_height != l->tip.height ||
+        memcmp(l->epochs_tip, l->tip.block_hash, 32) != 0) {
+        int rv = epochs_read(l);
+
+        if (rv != LG_OK)
+            return rv;
+    }
+    for (size_t i = 0; i < l->n_epochs && i < cap; i++)
+        heights[i] = l->epochs[i];
+    *n = l->n_epochs;
     return LG_OK;
 }
 

@@ -1252,6 +1252,38 @@ test_ledger_replica_changes_are_indexed_and_survive_reopen(void **state)
     expect_epochs(f);
 }
 
+/* The epoch heights are remembered between calls: asked after every
+ * block, they follow each change as it lands. */
+static void test_ledger_epochs_follow_the_tip(void **state)
+{
+    struct fx *f = *state;
+    struct epoch_keys ek;
+    uint8_t hash[32];
+    uint64_t heights[4];
+    size_t n = 9;
+
+    epoch_keys_init(f, &ek);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 0);
+    apply_block(f, 2, hash, NULL);
+    certify(f, 1, hash);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 0);
+    apply_replica_add(f, &ek, hash);
+    certify(f, 2, hash);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(heights[0], 2);
+    apply_block(f, 1, hash, NULL);
+    certify_epoch(f, &ek, 5, 2, 3, hash);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 1);
+    apply_replica_add(f, &ek, hash);
+    assert_int_equal(ledger_epochs(f->l, heights, 4, &n), LG_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(heights[1], 4);
+}
+
 /* A receipt after two changes carries both links and verifies from the
  * genesis alone. */
 static void test_ledger_receipt_walks_epochs_from_genesis(void **state)
@@ -1583,6 +1615,8 @@ int main(void)
             test_ledger_catch_up_detects_divergent_results, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_ledger_rebuild_restores_derived_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_epochs_follow_the_tip,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_ledger_replica_changes_are_indexed_and_survive_reopen, setup,
             teardown),
