@@ -303,6 +303,8 @@ void pool_set(struct pbft *p, int32_t *dst, int32_t b);
 void trace(struct pbft *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *trace_type(enum pbft_msg_type t);
+/* A one-byte tag of a client key: traces name a request "tag:req_no". */
+unsigned trace_client_tag(const uint8_t *client);
 
 /* ---- log.c ------------------------------------------------------------- */
 int log_init(struct pbft *p);

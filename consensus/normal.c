@@ -428,15 +428,6 @@ const char *normal_check(struct pbft *p, struct slot *s)
     return prepared_now ? " -> prepared" : "";
 }
 
-static unsigned client_tag(const uint8_t *client)
-{
-    unsigned x = 0;
-
-    for (uint32_t i = 0; i < PBFT_KEY_SIZE; i++)
-        x = (x * 31u + client[i]) & 0xffu;
-    return x;
-}
-
 /* "execute n=7 reqs=2 [3a:5 3a:6]": the first requests by a one-byte tag
  * of the client key and req_no, so traces show what ran where. */
 static void trace_batch(struct pbft *p, const char *what, pbft_seq seq,
@@ -448,7 +439,7 @@ static void trace_batch(struct pbft *p, const char *what, pbft_seq seq,
     ids[0] = 0;
     for (uint32_t i = 0; i < b->n_requests && i < 4; i++) {
         int k = snprintf(ids + used, sizeof(ids) - used, "%s%02x:%llu",
-                         i > 0 ? " " : "", client_tag(b->reqs[i].client),
+                         i > 0 ? " " : "", trace_client_tag(b->reqs[i].client),
                          (unsigned long long)b->reqs[i].req_no);
 
         if (k < 0 || (size_t)k >= sizeof(ids) - used)

@@ -261,8 +261,8 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
     if (req->req_no <= request_last_executed(p, req->client)) {
         if (!forwarded)
             ready_reply(p, req);
-        trace(p, "recv REQUEST n=%llu -> cached reply",
-              (unsigned long long)req->req_no);
+        trace(p, "recv REQUEST %02x:%llu -> cached reply",
+              trace_client_tag(req->client), (unsigned long long)req->req_no);
         return PBFT_OK;
     }
     /* A backup takes requests forwarded by a complaining replica (see
@@ -282,7 +282,8 @@ int request_receive(struct pbft *p, const struct pbft_request *req,
      * for it: keep it queued, so its timer catches a stalled view (the
      * primary's own included), but never propose it twice. */
     e->proposed = request_in_window(p, req, 0);
-    trace(p, "recv REQUEST n=%llu%s -> queued", (unsigned long long)req->req_no,
+    trace(p, "recv REQUEST %02x:%llu%s -> queued",
+          trace_client_tag(req->client), (unsigned long long)req->req_no,
           forwarded ? " forwarded" : "");
     if (!pbft_is_primary(p) && !p->in_vc)
         forward(p, &e->req, pbft_primary(p, p->view));

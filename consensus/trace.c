@@ -57,3 +57,12 @@ void trace(struct pbft *p, const char *fmt, ...)
     rb->n_trace++;
     rb->trace_used += (size_t)len + (size_t)body + 1;
 }
+
+unsigned trace_client_tag(const uint8_t *client)
+{
+    unsigned x = 0;
+
+    for (uint32_t i = 0; i < PBFT_KEY_SIZE; i++)
+        x = (x * 31u + client[i]) & 0xffu;
+    return x;
+}
