@@ -230,9 +230,10 @@ static uint64_t node_release_held(struct node *n)
     return next;
 }
 
-/* Sends the outbox: what goes to one peer travels in as few frames as
- * net_send_parts makes of it, in the order it was queued. */
-static void node_send_bundled(struct node *n)
+/* Sends the outbox entries still held (early ones only, or all): what
+ * goes to one peer travels in as few frames as net_send_parts makes of it,
+ * in the order it was queued. */
+static void node_send_bundled(struct node *n, bool early_only)
 {
     const uint8_t *parts[NODE_OUTBOX_MAX];
     size_t lens[NODE_OUTBOX_MAX];
@@ -242,7 +243,8 @@ static void node_send_bundled(struct node *n)
         size_t k = 0;
         for (size_t i = 0; i < n->n_out; i++) {
             const struct node_out *o = &n->outbox[i];
-            if (o->to == to || o->to == PBFT_BROADCAST) {
+            if (o->buf != NULL && (o->early || !early_only) &&
+                (o->to == to || o->to == PBFT_BROADCAST)) {
                 parts[k] = o->buf;
                 lens[k++] = o->len;
             }
@@ -252,8 +254,29 @@ static void node_send_bundled(struct node *n)
     }
 }
 
+/* Sends and releases the entries held (early ones only, or all). */
+static void node_send_out(struct node *n, bool early_only)
+{
+    if (n->net != NULL && !n->faults.enabled)
+        node_send_bundled(n, early_only);
+    for (size_t i = 0; i < n->n_out; i++) {
+        struct node_out *o = &n->outbox[i];
+        if (o->buf == NULL || (early_only && !o->early))
+            continue;
+        if (n->net != NULL && n->faults.enabled)
+            node_send_faulty(n, o); /* frame by frame, as faultnet decides */
+        if (early_only)
+            n->early_forwards++;
+        free(o->buf);
+        o->buf = NULL;
+    }
+}
+
 int node_flush(struct node *n)
 {
+    /* Forwarded requests leave first: waiting for the sync would only
+     * delay the primary's batch. */
+    node_send_out(n, true);
     if (n->unsynced) {
         /* A synced LevelDB write syncs its log, and with it every earlier
          * unsynced write: one fsync covers the whole turn. */
@@ -268,17 +291,13 @@ int node_flush(struct node *n)
         n->unsynced = false;
         n->group_syncs++;
     }
-    if (n->net != NULL && !n->faults.enabled)
-        node_send_bundled(n);
-    for (size_t i = 0; i < n->n_out; i++) {
-        struct node_out *o = &n->outbox[i];
-        if (n->net != NULL && n->faults.enabled)
-            node_send_faulty(n, o); /* frame by frame, as faultnet decides */
-        free(o->buf);
-    }
+    node_send_out(n, false);
     n->n_out = 0;
     return LG_OK;
 }
+
+static void node_queue_frame(struct node *n, uint32_t to,
+                             const Tc__PeerFrame *f, bool early);
 
 void node_send_core(struct node *n, const struct gov_replica_set *set,
                     uint32_t to, const struct pbft_msg *msg)
@@ -295,7 +314,8 @@ void node_send_core(struct node *n, const struct gov_replica_set *set,
     f.consensus.data = body;
     f.consensus.len = blen;
     f.epoch = set->base_height;
-    node_send_frame(n, node_slot_of(set, to), &f);
+    node_queue_frame(n, node_slot_of(set, to), &f,
+                     msg->type == PBFT_MSG_REQUEST);
     free(body);
 }
 
@@ -314,7 +334,8 @@ static void node_send(struct node *n, const struct pbft_send *s)
         node_send_core(n, &n->set, out.sends[i].to, out.sends[i].msg);
 }
 
-void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
+static void node_queue_frame(struct node *n, uint32_t to,
+                             const Tc__PeerFrame *f, bool early)
 {
     if (to == n->slot)
         return;
@@ -325,7 +346,13 @@ void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
     if (buf == NULL)
         return;
     tc__peer_frame__pack(f, buf);
-    n->outbox[n->n_out++] = (struct node_out){.to = to, .buf = buf, .len = len};
+    n->outbox[n->n_out++] =
+        (struct node_out){.to = to, .buf = buf, .len = len, .early = early};
+}
+
+void node_send_frame(struct node *n, uint32_t to, const Tc__PeerFrame *f)
+{
+    node_queue_frame(n, to, f, false);
 }
 
 static int node_execute(struct node *n, const struct pbft_execute *ex)

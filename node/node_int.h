@@ -77,6 +77,9 @@ struct node_out {
     uint32_t to; /* replica id or PBFT_BROADCAST */
     uint8_t *buf;
     size_t len;
+    /* Promises nothing (a client's request forwarded to the primary), so
+     * it need not wait for the turn's synced write. */
+    bool early;
 };
 
 /* What /metrics and /readyz show: copied under m_mu by the loop. */
@@ -84,7 +87,7 @@ struct node_metrics {
     struct pbft_status st;
     struct ledger_tip tip;
     uint64_t commits_total;
-    uint64_t synced_writes, loop_turns;
+    uint64_t synced_writes, loop_turns, early_forwards;
     uint64_t txs_total;
     uint64_t sig_hits, sig_misses; /* tx signature cache */
     uint32_t last_batch_size;
@@ -191,8 +194,9 @@ struct node {
     struct node_out *outbox;
     size_t n_out, out_cap;
     bool unsynced;
-    uint64_t group_syncs; /* synced writes (one per turn that wrote) */
-    uint64_t loop_turns;  /* wake-ups of the loop */
+    uint64_t group_syncs;    /* synced writes (one per turn that wrote) */
+    uint64_t loop_turns;     /* wake-ups of the loop */
+    uint64_t early_forwards; /* forwarded requests, sent before the sync */
 
     struct node_exec *exec_q;
     size_t exec_head, exec_len;

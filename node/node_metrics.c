@@ -63,6 +63,7 @@ void node_metrics_update(struct node *n)
     m.txs_total = n->txs_total;
     m.synced_writes = n->group_syncs;
     m.loop_turns = n->loop_turns;
+    m.early_forwards = n->early_forwards;
     tx_sigcache_stats(n->sigs, &m.sig_hits, &m.sig_misses);
     m.last_batch_size = n->last_batch_size;
     m.waiting = n->n_waiters;
@@ -150,6 +151,10 @@ static void render_metrics(struct node *n, const struct node_metrics *m,
                   m->synced_writes);
     render_metric(b, "trialchain_loop_turns_total", "counter",
                   "Turns of the node's loop (wake-ups).", m->loop_turns);
+    render_metric(b, "trialchain_early_forwards_total", "counter",
+                  "Client requests forwarded to the primary, sent ahead of "
+                  "their turn's synced write.",
+                  m->early_forwards);
     render_metric(b, "trialchain_tx_sig_cache_hits_total", "counter",
                   "Transaction signatures found already verified.",
                   m->sig_hits);

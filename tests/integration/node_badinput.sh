@@ -76,6 +76,11 @@ grep -q 'peer_frame_dropped' "$T/node1/node.log" &&
 out=$(tc testnet load "$T" --count 40 --threads 4 --wait --acked "$T/acked")
 [ $? -eq 0 ] && result pass still-committing "$out" ||
     result fail still-committing "$out"
+# node1 (a backup) forwarded the requests it got to the primary, each
+# ahead of its turn's synced write
+e=$(metric 1 trialchain_early_forwards_total)
+[ "${e:-0}" -gt 0 ] && result pass forwards-sent-early "$e" ||
+    result fail forwards-sent-early "${e:-none}"
 out=$(tc testnet check "$T" --acked "$T/acked" --timeout-s 60)
 [ $? -eq 0 ] && result pass still-agreeing "$out" || result fail still-agreeing "$out"
 exit $((failures > 0))
