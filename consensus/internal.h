@@ -300,8 +300,14 @@ int32_t pool_store(struct pbft *p, const struct pbft_request *reqs, uint32_t n);
 void pool_set(struct pbft *p, int32_t *dst, int32_t b);
 
 /* ---- trace.c ----------------------------------------------------------- */
-void trace(struct pbft *p, const char *fmt, ...)
+void trace_line(struct pbft *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A trace line; with cfg.trace_off not even its arguments are computed. */
+#define trace(p, ...)                     \
+    do {                                  \
+        if (!(p)->cfg.trace_off)          \
+            trace_line((p), __VA_ARGS__); \
+    } while (0)
 const char *trace_type(enum pbft_msg_type t);
 /* A one-byte tag of a client key: traces name a request "tag:req_no". */
 unsigned trace_client_tag(const uint8_t *client);

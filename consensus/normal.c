@@ -285,9 +285,10 @@ int normal_preprepare(struct pbft *p, uint32_t from,
     normal_install_pp(p, s, &pp->hdr, b);
     pool_unref(p, b);
     normal_accepted_pp(p, s);
+    const char *now = normal_check(p, s); /* not inside trace(): it acts */
     trace(p, "recv PRE-PREPARE v=%llu n=%llu reqs=%u -> accepted%s",
           (unsigned long long)pp->hdr.view, (unsigned long long)pp->hdr.seq,
-          pp->n_requests, normal_check(p, s));
+          pp->n_requests, now);
     normal_execute_ready(p);
     return PBFT_OK;
 }
@@ -354,9 +355,10 @@ static int receive_vote(struct pbft *p, const struct pbft_vote *v,
     store = is_prepare ? s->prepares : s->commits;
     store[v->replica] = *v;
     *mask |= bit;
+    const char *now = normal_check(p, s); /* not inside trace(): it acts */
     trace(p, "recv %s v=%llu n=%llu from r%u%s", trace_type(type),
           (unsigned long long)v->view, (unsigned long long)v->seq,
-          (unsigned)v->replica, normal_check(p, s));
+          (unsigned)v->replica, now);
     normal_execute_ready(p);
     return PBFT_OK;
 }
@@ -436,6 +438,8 @@ static void trace_batch(struct pbft *p, const char *what, pbft_seq seq,
     char ids[64];
     size_t used = 0;
 
+    if (p->cfg.trace_off)
+        return; /* no line: spare the formatting */
     ids[0] = 0;
     for (uint32_t i = 0; i < b->n_requests && i < 4; i++) {
         int k = snprintf(ids + used, sizeof(ids) - used, "%s%02x:%llu",

@@ -31,7 +31,7 @@ const char *trace_type(enum pbft_msg_type t)
     return "?";
 }
 
-void trace(struct pbft *p, const char *fmt, ...)
+void trace_line(struct pbft *p, const char *fmt, ...)
 {
     struct ready_buf *rb = &p->rb;
     size_t room = rb->trace_cap - rb->trace_used;
@@ -39,7 +39,7 @@ void trace(struct pbft *p, const char *fmt, ...)
     va_list ap;
     int len, body;
 
-    if (p->cfg.trace_off || rb->n_trace == rb->cap_trace || room < 32)
+    if (rb->n_trace == rb->cap_trace || room < 32)
         return; /* traces are best effort */
     len = snprintf(line, room, "[%4llu] r%u > ", (unsigned long long)p->now,
                    (unsigned)p->cfg.self);

@@ -59,13 +59,12 @@ struct ledger {
      * of the block proves against the same trees. */
     struct mem_tree cache_tx_tree;
     struct mem_tree cache_res_tree;
-    /* ledger_epochs' heights as read at the tip named here: every receipt
-     * asks, and they change only with the tip (a block that changes the
-     * replica set, a rebuild, a state transfer). */
+    /* ledger_epochs' heights as read at the tip whose block hash is named
+     * here: every receipt asks, and they change only with the tip (a block
+     * that changes the replica set, a rebuild, a state transfer). */
     uint64_t *epochs;
     size_t n_epochs;
     bool epochs_valid;
-    uint64_t epochs_height;
     uint8_t epochs_tip[32];
     bool defer_sync; /* ledger_set_deferred_sync */
 };
@@ -851,7 +850,6 @@ static int epochs_read(struct ledger *l)
     l->epochs = hs;
     l->n_epochs = n;
     l->epochs_valid = true;
-    l->epochs_height = l->tip.height;
     memcpy(l->epochs_tip, l->tip.block_hash, 32);
     return LG_OK;
 }
@@ -859,8 +857,7 @@ static int epochs_read(struct ledger *l)
 int ledger_epochs(struct ledger *l, uint64_t *heights, size_t cap, size_t *n)
 {
     *n = 0;
-    if (!l->epochs_valid || l->epochs_height != l->tip.height ||
-        memcmp(l->epochs_tip, l->tip.block_hash, 32) != 0) {
+    if (!l->epochs_valid || memcmp(l->epochs_tip, l->tip.block_hash, 32) != 0) {
         int rv = epochs_read(l);
 
         if (rv != LG_OK)
