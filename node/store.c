@@ -1020,6 +1020,11 @@ size_t store_key_u64(unsigned char *out, const char *prefix, uint64_t v)
 int store_repair(const char *dir, char *err, size_t err_len)
 {
     leveldb_options_t *opts = leveldb_options_create();
+    /* Checksums on: the repair then drops a block it cannot read back
+     * intact instead of keeping it (reads fail later) or copying its
+     * garbage into a fresh table with valid checksums. What is dropped
+     * the node fetches again from its peers. */
+    leveldb_options_set_paranoid_checks(opts, 1);
     char *lerr = NULL;
     leveldb_repair_db(opts, dir, &lerr);
     leveldb_options_destroy(opts);
